@@ -1,0 +1,140 @@
+//! The validated plan: what the rest of bulkhead builds partitions from.
+//!
+//! The structs are `#[non_exhaustive]`, so outside this crate they can be read but not built:
+//! the only way to hold a [`SystemPlan`] is to have passed [`crate::parse`] or [`crate::load`].
+//! Every invariant listed on a field holds for every plan.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A whole machine, validated.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SystemPlan {
+    /// `[system].name`; a valid name (see [`crate::rules::is_valid_name`]).
+    pub name: String,
+    /// The description file, as given to [`crate::load`] or [`crate::parse`].
+    pub source: PathBuf,
+    /// At least one partition, in file order; `partitions[i].index == i`; names are unique;
+    /// a high-criticality partition shares none of its host CPUs with any other partition;
+    /// the memory of all partitions fits the host (see [`crate::rules::HOST_RESERVE_MIB`]).
+    pub partitions: Vec<PartitionPlan>,
+}
+
+/// One partition, validated.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PartitionPlan {
+    /// Position of the `[[partition]]` table in the file, from 0.
+    pub index: usize,
+    /// A valid name (see [`crate::rules::is_valid_name`]), unique in the system.
+    pub name: String,
+    pub criticality: Criticality,
+    /// `1..=`[`crate::rules::MAX_VCPUS`].
+    pub vcpus: u32,
+    /// Host CPUs the vCPUs run on: non-empty, no duplicates, each online when validated.
+    pub cpus: Vec<usize>,
+    /// Guest RAM, `MIN_MEMORY_MIB..=MAX_MEMORY_MIB` (see [`crate::rules`]).
+    pub memory_mib: u64,
+    /// Absolute path; the file was readable and in `kernel_format` when validated.
+    pub kernel: PathBuf,
+    pub kernel_format: KernelFormat,
+    /// Absolute path; the file was readable when validated.
+    pub initrd: Option<PathBuf>,
+    /// At most [`crate::rules::CMDLINE_MAX_BYTES`] bytes, no NUL, CR or LF; empty by default.
+    pub cmdline: String,
+    /// SCHED_FIFO priority of the vCPU threads, `1..=99` (default
+    /// [`crate::rules::DEFAULT_RT_PRIORITY`]) for a high-criticality partition; 0 for a
+    /// low-criticality one, which runs under SCHED_OTHER.
+    pub rt_priority: u8,
+    /// Absolute path of a file that also receives the console; its folder existed when
+    /// validated.
+    pub console_log: Option<PathBuf>,
+    pub on_reset: OnReset,
+    /// Bound on automatic restarts (default [`crate::rules::DEFAULT_MAX_RESTARTS`]).
+    pub max_restarts: u32,
+}
+
+impl PartitionPlan {
+    /// The host CPU that vCPU `vcpu` runs on: `cpus[vcpu % cpus.len()]`.
+    pub fn host_cpu_for_vcpu(&self, vcpu: u32) -> usize {
+        // `cpus` is never empty in a plan; `max(1)` keeps this total anyway.
+        let slot = usize::try_from(vcpu).unwrap_or(usize::MAX) % self.cpus.len().max(1);
+        self.cpus.get(slot).copied().unwrap_or_default()
+    }
+}
+
+/// Whether a partition's timing matters more than anything else on its CPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Criticality {
+    /// Runs SCHED_FIFO on host CPUs no other partition uses.
+    High,
+    /// Best effort; may share host CPUs with other low-criticality partitions.
+    Low,
+}
+
+/// How the kernel file is to be loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelFormat {
+    /// Linux x86 boot protocol image ("HdrS" at offset 0x202).
+    BzImage,
+    /// 64-bit x86_64 ELF executable.
+    Elf64,
+}
+
+/// What the supervisor does when the guest resets itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnReset {
+    /// Boot the partition again, up to `max_restarts` times.
+    Restart,
+    /// Leave the partition stopped.
+    Stop,
+}
+
+impl Criticality {
+    /// The spelling used in the description.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Criticality::High => "high",
+            Criticality::Low => "low",
+        }
+    }
+}
+
+impl OnReset {
+    /// The spelling used in the description.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnReset::Restart => "restart",
+            OnReset::Stop => "stop",
+        }
+    }
+}
+
+impl KernelFormat {
+    /// A short human name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KernelFormat::BzImage => "bzImage",
+            KernelFormat::Elf64 => "ELF64",
+        }
+    }
+}
+
+impl fmt::Display for Criticality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for OnReset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for KernelFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,14 @@
+//! Device models of a partition. They know nothing of KVM or of processes: each receives its
+//! interrupt line as a [`vm_superio::Trigger`]-like object and guest memory as a parameter, and
+//! is driven by the partition's vCPU or device threads through plain method calls.
+//!
+//! - [`legacy`]: the 16550 UART (ttyS0) and the power/reset controller (ACPI sleep and reset
+//!   registers, i8042 reset line).
+//! - [`pvcall`]: the monitor side of the paravirtualization ABI (`docs/pv-abi.md`).
+#![forbid(unsafe_code)]
+
+pub mod legacy;
+pub mod pvcall;
+
+mod ratelimit;
+pub use ratelimit::RateLimitedLog;

@@ -1,0 +1,158 @@
+//! Dispatch of vCPU exits to the partition's devices. Runs on each vCPU thread, with the vCPU
+//! stopped. Guest-triggered and unbounded in number, so it never logs without a rate limit
+//! and never fails on anything the guest chose: unknown ports read as all-ones and ignore
+//! writes, like an empty ISA bus.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bulkhead_devices::legacy::{
+    PowerController, PowerEvent, Uart, COM1_BASE, I8042_COMMAND_PORT, POWER_PORT_BASE,
+    POWER_PORT_LEN, UART_PORT_LEN,
+};
+use bulkhead_devices::pvcall::{PvCallHandler, PvOutcome, PvPlatform, PvVcpuState};
+use bulkhead_devices::RateLimitedLog;
+use bulkhead_vmm::GuestMemory;
+
+use crate::console::Console;
+
+/// Port 0x80: the POST/delay port Linux writes to for I/O delays.
+const POST_PORT: u16 = 0x80;
+
+/// The devices of a partition, shared by its vCPU threads.
+pub struct Devices {
+    pub uart: Mutex<Uart>,
+    pub power: PowerController,
+    pub pv: PvCallHandler,
+    pub console: Console,
+    pub started: Instant,
+    pub unhandled_log: RateLimitedLog,
+}
+
+/// What the vCPU loop does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Keep running the guest.
+    Continue,
+    /// The guest asked for power-off (code 0 for ACPI S5).
+    PowerOff(u64),
+    /// The guest asked for a reset.
+    Reset,
+}
+
+impl From<PowerEvent> for Next {
+    fn from(e: PowerEvent) -> Next {
+        match e {
+            PowerEvent::PowerOff => Next::PowerOff(0),
+            PowerEvent::Reset => Next::Reset,
+        }
+    }
+}
+
+/// Per-vCPU context for the paravirtual calls.
+pub struct VcpuCtx<'a> {
+    pub index: u8,
+    pub pv_state: PvVcpuState,
+    pub mem: &'a GuestMemory,
+}
+
+impl Devices {
+    fn uart(&self) -> std::sync::MutexGuard<'_, Uart> {
+        self.uart.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A guest `in` from `port`.
+    pub fn io_in(&self, port: u16, data: &mut [u8]) {
+        let value = match port {
+            p if (COM1_BASE..COM1_BASE + UART_PORT_LEN).contains(&p) => {
+                self.uart().read((p - COM1_BASE) as u8)
+            }
+            p if (POWER_PORT_BASE..POWER_PORT_BASE + POWER_PORT_LEN).contains(&p) => {
+                self.power.read(p - POWER_PORT_BASE)
+            }
+            _ => 0xff,
+        };
+        data.fill(0xff);
+        if let Some(first) = data.first_mut() {
+            *first = value;
+        }
+    }
+
+    /// A guest `out` to `port`.
+    pub fn io_out(&self, port: u16, data: &[u8], vcpu: &mut VcpuCtx<'_>) -> Next {
+        let byte = data.first().copied().unwrap_or(0);
+        match port {
+            p if (COM1_BASE..COM1_BASE + UART_PORT_LEN).contains(&p) => {
+                self.uart().write((p - COM1_BASE) as u8, byte);
+                Next::Continue
+            }
+            p if (POWER_PORT_BASE..POWER_PORT_BASE + POWER_PORT_LEN).contains(&p) => self
+                .power
+                .write(p - POWER_PORT_BASE, byte)
+                .map_or(Next::Continue, Next::from),
+            I8042_COMMAND_PORT => self
+                .power
+                .i8042_command(byte)
+                .map_or(Next::Continue, Next::from),
+            bulkhead_pvabi::X86_DOORBELL_PORT if data.len() == 4 => {
+                let doorbell = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+                let platform = PlatformImpl { devices: self };
+                match self.pv.ring(
+                    vcpu.mem,
+                    doorbell,
+                    u64::from(vcpu.index),
+                    &mut vcpu.pv_state,
+                    &platform,
+                ) {
+                    PvOutcome::Resume => Next::Continue,
+                    PvOutcome::PowerOff(code) => Next::PowerOff(code),
+                }
+            }
+            POST_PORT => Next::Continue,
+            _ => {
+                self.unhandled_log.emit(format_args!(
+                    "vCPU {}: write to unhandled I/O port {port:#x} ignored",
+                    vcpu.index
+                ));
+                Next::Continue
+            }
+        }
+    }
+
+    /// A guest MMIO read outside RAM: no device there yet, reads as all-ones.
+    pub fn mmio_read(&self, addr: u64, data: &mut [u8], vcpu: u8) {
+        self.unhandled_log.emit(format_args!(
+            "vCPU {vcpu}: read of unhandled MMIO address {addr:#x}"
+        ));
+        data.fill(0xff);
+    }
+
+    /// A guest MMIO write outside RAM: ignored.
+    pub fn mmio_write(&self, addr: u64, vcpu: u8) {
+        self.unhandled_log.emit(format_args!(
+            "vCPU {vcpu}: write to unhandled MMIO address {addr:#x} ignored"
+        ));
+    }
+}
+
+/// The paravirtual calls' view of the world: the partition's clock and console.
+struct PlatformImpl<'a> {
+    devices: &'a Devices,
+}
+
+impl PvPlatform for PlatformImpl<'_> {
+    fn now_ns(&self) -> u64 {
+        self.devices.started.elapsed().as_nanos() as u64
+    }
+
+    fn sleep_until_ns(&self, deadline_ns: u64) {
+        let now = self.now_ns();
+        if deadline_ns > now {
+            std::thread::sleep(Duration::from_nanos(deadline_ns - now));
+        }
+    }
+
+    fn console_write(&self, bytes: &[u8]) {
+        self.devices.console.write_guest(bytes);
+    }
+}

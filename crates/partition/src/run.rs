@@ -1,0 +1,247 @@
+//! Building and running a partition: memory, VM, devices, guest image, vCPU threads.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bulkhead_config::plan::{Criticality, PartitionPlan};
+use bulkhead_devices::legacy::{
+    PowerController, Uart, COM1_BASE, COM1_GSI, POWER_PORT_BASE, RESET_OFFSET, RESET_VALUE,
+    S5_SLEEP_TYPE, SLEEP_CONTROL_OFFSET, SLEEP_STATUS_OFFSET,
+};
+use bulkhead_devices::pvcall::{PvCallHandler, PvIdentity, PvVcpuState};
+use bulkhead_devices::RateLimitedLog;
+use bulkhead_vmm::x86_64::acpi::AcpiPlatform;
+use bulkhead_vmm::{create_guest_memory, load_guest, GuestImage, Vcpu, VcpuExit, Vm};
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::console::Console;
+use crate::exits::{Devices, Next, VcpuCtx};
+use crate::placement::{die_with_parent, place_current_thread};
+
+/// Why a partition stopped. The partition process exits with [`StopReason::exit_code`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// The guest powered off (ACPI S5 or the ABI's PowerOff with code 0).
+    PowerOff,
+    /// The guest powered off through the ABI with a non-zero code.
+    PowerOffWithCode(u64),
+    /// The guest reset itself.
+    Reset,
+    /// The guest faulted: triple fault, KVM internal error, failed entry.
+    GuestFault(String),
+}
+
+impl StopReason {
+    /// Exit codes of a partition process (documented in `ARCHITECTURE.md`).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StopReason::PowerOff => 0,
+            StopReason::Reset => 3,
+            StopReason::GuestFault(_) => 4,
+            StopReason::PowerOffWithCode(_) => 5,
+        }
+    }
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::PowerOff => write!(f, "guest powered off"),
+            StopReason::PowerOffWithCode(c) => write!(f, "guest powered off with code {c}"),
+            StopReason::Reset => write!(f, "guest reset"),
+            StopReason::GuestFault(what) => write!(f, "guest fault: {what}"),
+        }
+    }
+}
+
+/// Errors building a partition (before or while starting the guest).
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    /// Guest memory could not be mapped.
+    #[error("cannot create guest memory")]
+    Memory(#[from] bulkhead_vmm::MemoryError),
+    /// The VM could not be created or wired.
+    #[error("cannot set up the virtual machine")]
+    Vm(#[from] bulkhead_vmm::VmError),
+    /// The guest image could not be loaded.
+    #[error("cannot load the guest")]
+    Load(#[from] bulkhead_vmm::LoadError),
+    /// An eventfd could not be created.
+    #[error("cannot create an eventfd")]
+    EventFd(#[source] std::io::Error),
+    /// A vCPU thread could not be started.
+    #[error("cannot start a vCPU thread")]
+    Thread(#[source] std::io::Error),
+    /// KVM_RUN itself failed.
+    #[error("vCPU {0} failed")]
+    Vcpu(u8, #[source] bulkhead_vmm::VcpuError),
+}
+
+/// Runs `plan`'s guest until it stops. Monitor messages go to `log` (standard error).
+pub fn run_partition(
+    plan: &PartitionPlan,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<StopReason, PartitionError> {
+    die_with_parent();
+    let started = Instant::now();
+    let memory = create_guest_memory(plan.memory_mib)?;
+    let vm = Vm::new(memory)?;
+    let console = Console::stdout();
+
+    let uart_irq = EventFd::new(libc::EFD_NONBLOCK).map_err(PartitionError::EventFd)?;
+    vm.register_irqfd(&uart_irq, COM1_GSI)?;
+    let vcpus = plan.vcpus as u8;
+    let platform = AcpiPlatform {
+        vcpus,
+        sleep_control_port: POWER_PORT_BASE + SLEEP_CONTROL_OFFSET,
+        sleep_status_port: POWER_PORT_BASE + SLEEP_STATUS_OFFSET,
+        reset_port: POWER_PORT_BASE + RESET_OFFSET,
+        reset_value: RESET_VALUE,
+        s5_sleep_type: S5_SLEEP_TYPE,
+        com1: (COM1_BASE, COM1_GSI),
+    };
+    let image = GuestImage {
+        kernel: &plan.kernel,
+        initrd: plan.initrd.as_deref(),
+        cmdline: &plan.cmdline,
+        platform,
+    };
+    let boot = load_guest(vm.memory(), &image)?;
+    log(&format!(
+        "loaded {} ({:?} boot, entry {:#x}), {} MiB, {} vCPU(s)",
+        plan.kernel.display(),
+        boot.protocol,
+        boot.entry.0,
+        plan.memory_mib,
+        vcpus
+    ));
+
+    let mut vcpu_list = Vec::new();
+    for index in 0..vcpus {
+        vcpu_list.push(vm.create_vcpu(index, vcpus, &boot)?);
+    }
+    let tsc_khz = vcpu_list.first().and_then(Vcpu::tsc_khz).unwrap_or(0);
+    let devices = Arc::new(Devices {
+        uart: Mutex::new(Uart::new(uart_irq, Box::new(console.clone()))),
+        power: PowerController,
+        pv: PvCallHandler::new(PvIdentity {
+            partition_index: plan.index as u64,
+            name: plan.name.clone(),
+            high_criticality: plan.criticality == Criticality::High,
+            tsc_khz: u64::from(tsc_khz),
+        }),
+        console: console.clone(),
+        started,
+        unhandled_log: RateLimitedLog::new(10, Duration::from_secs(10)),
+    });
+
+    let vm = Arc::new(vm);
+    let (stop_tx, stop_rx) = mpsc::channel::<Result<StopReason, PartitionError>>();
+    let fifo = (plan.criticality == Criticality::High).then_some(plan.rt_priority);
+    std::thread::scope(|scope| -> Result<StopReason, PartitionError> {
+        for vcpu in vcpu_list {
+            let host_cpu = plan.host_cpu_for_vcpu(u32::from(vcpu.index()));
+            let (devices, vm, stop_tx) = (Arc::clone(&devices), Arc::clone(&vm), stop_tx.clone());
+            std::thread::Builder::new()
+                .name(format!("vcpu{}", vcpu.index()))
+                .spawn_scoped(scope, move || {
+                    let placement = place_current_thread(host_cpu, fifo);
+                    log(&format!("vCPU {} placed on {placement}", vcpu.index()));
+                    for refused in &placement.refused {
+                        log(&format!("warning: vCPU {}: {refused}", vcpu.index()));
+                    }
+                    let outcome = run_vcpu(vcpu, &vm, &devices);
+                    let _ = stop_tx.send(outcome);
+                })
+                .map_err(PartitionError::Thread)?;
+        }
+        drop(stop_tx);
+        let first = stop_rx.recv().unwrap_or(Ok(StopReason::PowerOff));
+        console.flush();
+        // The other vCPU threads are still in the guest; the caller ends the process, which
+        // stops them. Leaving the scope would wait for them, so exit from here.
+        let code = match &first {
+            Ok(reason) => {
+                log(&format!("stopped: {reason}"));
+                reason.exit_code()
+            }
+            Err(e) => {
+                log(&format!("error: {}", error_chain(e)));
+                1
+            }
+        };
+        std::process::exit(code)
+    })
+}
+
+/// Formats an error with its causes, `a: b: c`.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
+
+fn run_vcpu(mut vcpu: Vcpu, vm: &Vm, devices: &Devices) -> Result<StopReason, PartitionError> {
+    let index = vcpu.index();
+    let mut ctx = VcpuCtx {
+        index,
+        pv_state: PvVcpuState::default(),
+        mem: vm.memory(),
+    };
+    loop {
+        let next = match vcpu.run().map_err(|e| PartitionError::Vcpu(index, e))? {
+            VcpuExit::IoIn(port, data) => {
+                devices.io_in(port, data);
+                Next::Continue
+            }
+            VcpuExit::IoOut(port, data) => devices.io_out(port, data, &mut ctx),
+            VcpuExit::MmioRead(addr, data) => {
+                devices.mmio_read(addr, data, index);
+                Next::Continue
+            }
+            VcpuExit::MmioWrite(addr, _) => {
+                devices.mmio_write(addr, index);
+                Next::Continue
+            }
+            VcpuExit::Interrupted => Next::Continue,
+            VcpuExit::SystemReset => Next::Reset,
+            VcpuExit::SystemPowerOff => Next::PowerOff(0),
+            VcpuExit::Hlt => {
+                return Ok(StopReason::GuestFault(format!(
+                    "vCPU {index} halted for good"
+                )))
+            }
+            VcpuExit::Shutdown => {
+                return Ok(StopReason::GuestFault(format!("vCPU {index} triple fault")))
+            }
+            VcpuExit::FailEntry(reason) => {
+                return Ok(StopReason::GuestFault(format!(
+                    "vCPU {index} VM entry failed (reason {reason:#x})"
+                )))
+            }
+            VcpuExit::InternalError => {
+                let code = vcpu.internal_error_code();
+                return Ok(StopReason::GuestFault(format!(
+                    "vCPU {index} KVM internal error (suberror {code}; a triple fault on software KVM)"
+                )));
+            }
+            VcpuExit::Other(what) => {
+                return Ok(StopReason::GuestFault(format!(
+                    "vCPU {index} unexpected exit {what}"
+                )))
+            }
+        };
+        match next {
+            Next::Continue => {}
+            Next::PowerOff(0) => return Ok(StopReason::PowerOff),
+            Next::PowerOff(code) => return Ok(StopReason::PowerOffWithCode(code)),
+            Next::Reset => return Ok(StopReason::Reset),
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The bulkhead paravirtualization ABI: the contract between a partition's guest and its
+//! monitor. Shared, byte for byte, by the monitor (`bulkhead-devices`) and the `no_std` guest
+//! SDK (`guests/sdk`). Specified in `docs/pv-abi.md`; this crate is its machine-readable form.
+//!
+//! Architecture-neutral part: a guest owns one *call block* per vCPU (128 bytes, 64-byte
+//! aligned, in its own RAM). To make a call it fills `nr` and `args`, then rings the doorbell
+//! with the block's guest-physical address divided by 64. The monitor reads the block, performs
+//! the call, writes `status` and `values`, and resumes the vCPU. The doorbell is the only trap.
+//!
+//! x86 binding: the doorbell is a 32-bit `out` to I/O port [`X86_DOORBELL_PORT`].
+#![no_std]
+#![forbid(unsafe_code)]
+
+/// ABI major version. Incompatible changes bump it.
+pub const ABI_MAJOR: u16 = 0;
+/// ABI minor version. Compatible additions bump it.
+pub const ABI_MINOR: u16 = 1;
+/// The version as reported by [`Call::AbiVersion`]: `major << 16 | minor`.
+pub const ABI_VERSION: u32 = ((ABI_MAJOR as u32) << 16) | ABI_MINOR as u32;
+
+/// x86 binding: the doorbell I/O port. A 32-bit `out` of `call_block_gpa >> 6` rings it.
+pub const X86_DOORBELL_PORT: u16 = 0x0e10;
+
+/// Size of a call block in bytes.
+pub const CALL_BLOCK_SIZE: usize = 128;
+/// Required alignment of a call block (the doorbell carries the address shifted by this).
+pub const CALL_BLOCK_ALIGN_SHIFT: u32 = 6;
+/// Number of argument words in a call block.
+pub const CALL_ARGS: usize = 6;
+/// Number of result words in a call block.
+pub const CALL_VALUES: usize = 4;
+
+/// Byte offsets of the call-block fields (all little-endian `u64`; `status` is an `i64`).
+pub mod offset {
+    /// Call number ([`crate::Call`]), written by the guest.
+    pub const NR: usize = 0;
+    /// Arguments `args[0..6]`, written by the guest.
+    pub const ARGS: usize = 8;
+    /// Status, written by the monitor: 0 for success, a negative [`crate::Error`] otherwise.
+    pub const STATUS: usize = 56;
+    /// Results `values[0..4]`, written by the monitor.
+    pub const VALUES: usize = 64;
+}
+
+/// The value a guest writes to `status` before ringing, so it can tell "no monitor answered"
+/// (for example when the same image boots under another hypervisor) from any real status.
+pub const STATUS_UNANSWERED: i64 = i64::MIN;
+
+/// Largest buffer accepted by [`Call::ConsoleWrite`].
+pub const CONSOLE_WRITE_MAX: u64 = 4096;
+/// Largest buffer accepted by [`Call::PartitionId`] for the partition name.
+pub const NAME_MAX: u64 = 64;
+
+/// ELF note that marks an image as a bulkhead-native guest entered directly in 64-bit mode at
+/// the ELF entry point (see `docs/pv-abi.md`, "Boot"). Note name `"bulkhead"`, type
+/// [`ELF_NOTE_TYPE_NATIVE`], descriptor: the `u32` ABI version the guest was built against.
+pub const ELF_NOTE_NAME: &[u8] = b"bulkhead";
+/// Note type of the native-guest note.
+pub const ELF_NOTE_TYPE_NATIVE: u32 = 1;
+
+/// Call numbers (`nr`).
+#[repr(u64)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// `values[0]` = [`ABI_VERSION`].
+    AbiVersion = 0,
+    /// `args[0]` = buffer GPA, `args[1]` = length (≤ [`CONSOLE_WRITE_MAX`]).
+    /// `values[0]` = bytes written.
+    ConsoleWrite = 1,
+    /// `args[0]` = name buffer GPA, `args[1]` = its length (0 for none, ≤ [`NAME_MAX`]).
+    /// `values[0]` = partition index in the system description, `values[1]` = calling vCPU
+    /// index, `values[2]` = name length (the name is copied if the buffer is large enough,
+    /// else [`Error::TooBig`]), `values[3]` = criticality (0 low, 1 high).
+    PartitionId = 2,
+    /// `values[0]` = nanoseconds since the partition started (monotonic, never goes back),
+    /// `values[1]` = the vCPU's TSC frequency in kHz (0 if unknown).
+    MonotonicTime = 3,
+    /// `args[0]` = period in ns (≥ 1000). The first call starts a release grid at "now";
+    /// each call blocks the vCPU until the next release of that grid.
+    /// `values[0]` = release time (ns, as [`Call::MonotonicTime`]), `values[1]` = wake-up
+    /// lateness in ns, `values[2]` = releases missed since the previous call.
+    /// Changing the period restarts the grid.
+    WaitNextPeriod = 4,
+    /// `args[0]` = exit code. The partition powers off; the call does not return.
+    PowerOff = 5,
+}
+
+impl Call {
+    /// Decodes a call number; `None` for numbers this ABI version does not define.
+    pub fn from_nr(nr: u64) -> Option<Call> {
+        Some(match nr {
+            0 => Call::AbiVersion,
+            1 => Call::ConsoleWrite,
+            2 => Call::PartitionId,
+            3 => Call::MonotonicTime,
+            4 => Call::WaitNextPeriod,
+            5 => Call::PowerOff,
+            _ => return None,
+        })
+    }
+}
+
+/// Error codes, returned negated in `status`.
+#[repr(i64)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// The call number is not defined by this ABI version.
+    UnknownCall = -1,
+    /// A buffer lies (partly) outside the partition's memory.
+    Fault = -2,
+    /// A length exceeds the call's maximum.
+    TooBig = -3,
+    /// An argument is out of range.
+    Invalid = -4,
+}
+
+impl Error {
+    /// Decodes a negative status; `None` for 0, [`STATUS_UNANSWERED`] or unknown codes.
+    pub fn from_status(status: i64) -> Option<Error> {
+        Some(match status {
+            -1 => Error::UnknownCall,
+            -2 => Error::Fault,
+            -3 => Error::TooBig,
+            -4 => Error::Invalid,
+            _ => return None,
+        })
+    }
+}
+
+/// Minimum period accepted by [`Call::WaitNextPeriod`], in nanoseconds.
+pub const MIN_PERIOD_NS: u64 = 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_numbers_round_trip() {
+        for nr in 0..6 {
+            assert_eq!(Call::from_nr(nr).map(|c| c as u64), Some(nr));
+        }
+        assert_eq!(Call::from_nr(6), None);
+    }
+
+    #[test]
+    fn error_codes_round_trip() {
+        for e in [
+            Error::UnknownCall,
+            Error::Fault,
+            Error::TooBig,
+            Error::Invalid,
+        ] {
+            assert_eq!(Error::from_status(e as i64), Some(e));
+        }
+        assert_eq!(Error::from_status(STATUS_UNANSWERED), None);
+    }
+
+    #[test]
+    fn call_block_fields_fit_the_block() {
+        assert_eq!(offset::ARGS + CALL_ARGS * 8, offset::STATUS);
+        assert_eq!(offset::VALUES + CALL_VALUES * 8, CALL_BLOCK_SIZE);
+    }
+}

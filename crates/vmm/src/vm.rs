@@ -1,0 +1,113 @@
+//! A partition's KVM virtual machine: the VM file descriptor, its in-kernel interrupt
+//! controllers and PIT, and its guest memory slots.
+
+use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, KVM_PIT_SPEAKER_DUMMY};
+use kvm_ioctls::{Kvm, VmFd};
+use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::vcpu::{Vcpu, VcpuError};
+use crate::x86_64::layout::KVM_TSS_ADDR;
+use crate::x86_64::loader::BootSetup;
+use crate::GuestMemory;
+
+/// Errors creating or wiring a VM.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// `/dev/kvm` could not be opened.
+    #[error("cannot open /dev/kvm")]
+    OpenKvm(#[source] kvm_ioctls::Error),
+    /// KVM_CREATE_VM failed.
+    #[error("cannot create the KVM virtual machine")]
+    CreateVm(#[source] kvm_ioctls::Error),
+    /// KVM_SET_TSS_ADDR failed.
+    #[error("cannot set the TSS address")]
+    SetTssAddress(#[source] kvm_ioctls::Error),
+    /// KVM_CREATE_IRQCHIP failed.
+    #[error("cannot create the in-kernel interrupt controllers")]
+    CreateIrqChip(#[source] kvm_ioctls::Error),
+    /// KVM_CREATE_PIT2 failed.
+    #[error("cannot create the in-kernel PIT")]
+    CreatePit(#[source] kvm_ioctls::Error),
+    /// KVM_SET_USER_MEMORY_REGION failed.
+    #[error("cannot map guest memory slot {0} into the VM")]
+    MapRegion(u32, #[source] kvm_ioctls::Error),
+    /// KVM_IRQFD failed.
+    #[error("cannot register an irqfd for GSI {0}")]
+    RegisterIrqfd(u32, #[source] kvm_ioctls::Error),
+    /// Creating a vCPU failed.
+    #[error("cannot create vCPU {0}")]
+    CreateVcpu(u8, #[source] VcpuError),
+    /// A required KVM capability is missing.
+    #[error("KVM lacks the capability {0}")]
+    MissingCapability(&'static str),
+}
+
+/// The VM.
+pub struct Vm {
+    kvm: Kvm,
+    fd: VmFd,
+    memory: GuestMemory,
+}
+
+impl Vm {
+    /// Creates a VM with KVM's IOAPIC/PIC/LAPICs and PIT, and maps `memory` into it.
+    pub fn new(memory: GuestMemory) -> Result<Vm, VmError> {
+        let kvm = Kvm::new().map_err(VmError::OpenKvm)?;
+        for (cap, name) in [
+            (kvm_ioctls::Cap::Irqchip, "KVM_CAP_IRQCHIP"),
+            (kvm_ioctls::Cap::Irqfd, "KVM_CAP_IRQFD"),
+            (kvm_ioctls::Cap::UserMemory, "KVM_CAP_USER_MEMORY"),
+        ] {
+            if !kvm.check_extension(cap) {
+                return Err(VmError::MissingCapability(name));
+            }
+        }
+        let fd = kvm.create_vm().map_err(VmError::CreateVm)?;
+        fd.set_tss_address(KVM_TSS_ADDR as usize)
+            .map_err(VmError::SetTssAddress)?;
+        fd.create_irq_chip().map_err(VmError::CreateIrqChip)?;
+        let pit = kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        };
+        fd.create_pit2(pit).map_err(VmError::CreatePit)?;
+        for (slot, region) in memory.iter().enumerate() {
+            let slot = slot as u32;
+            let host = memory
+                .get_host_address(region.start_addr())
+                .map_err(|_| VmError::MapRegion(slot, kvm_ioctls::Error::new(libc::EFAULT)))?;
+            let kvm_region = kvm_userspace_memory_region {
+                slot,
+                flags: 0,
+                guest_phys_addr: region.start_addr().0,
+                memory_size: region.len(),
+                userspace_addr: host as u64,
+            };
+            // SAFETY: the region is a live mapping owned by `memory`, which this `Vm` keeps
+            // alive for as long as the VM (and so the slot) exists; slots do not overlap.
+            unsafe { fd.set_user_memory_region(kvm_region) }
+                .map_err(|e| VmError::MapRegion(slot, e))?;
+        }
+        Ok(Vm { kvm, fd, memory })
+    }
+
+    /// The guest memory.
+    pub fn memory(&self) -> &GuestMemory {
+        &self.memory
+    }
+
+    /// Signalling `evt` raises `gsi` (edge) in the in-kernel IOAPIC/PIC.
+    pub fn register_irqfd(&self, evt: &EventFd, gsi: u32) -> Result<(), VmError> {
+        self.fd
+            .register_irqfd(evt, gsi)
+            .map_err(|e| VmError::RegisterIrqfd(gsi, e))
+    }
+
+    /// Creates and configures vCPU `index` of `count`. The boot vCPU (index 0) gets the entry
+    /// state of `boot`; the others wait for the guest's INIT/SIPI.
+    pub fn create_vcpu(&self, index: u8, count: u8, boot: &BootSetup) -> Result<Vcpu, VmError> {
+        Vcpu::new(&self.kvm, &self.fd, index, count, boot)
+            .map_err(|e| VmError::CreateVcpu(index, e))
+    }
+}

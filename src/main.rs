@@ -1,0 +1,113 @@
+//! `bulkhead`: the command line. Thin: it parses arguments, validates the system description
+//! (`bulkhead-config`), and hands over to the supervisor (`supervisor`) or, when re-executed
+//! by it, to one partition's monitor (`bulkhead-partition`).
+//!
+//! Exit codes: 0 every partition powered off cleanly (or `check` passed); 1 a partition
+//! stopped otherwise, or the monitor failed; 2 the description was refused or the command
+//! line is wrong; 130 stopped by Ctrl-C / SIGTERM.
+#![forbid(unsafe_code)]
+
+mod supervisor;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use bulkhead_config::{HostFacts, SystemPlan};
+
+const USAGE: &str = "usage:
+  bulkhead check FILE     validate a system description; nothing runs
+  bulkhead run FILE       run the system it describes
+(internal) bulkhead partition FILE NAME   run one partition's monitor";
+
+/// Exit code for a refused description or bad usage.
+const EXIT_REFUSED: u8 = 2;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    match argv.as_slice() {
+        ["check", file] => match validate(Path::new(file)) {
+            Ok(plan) => {
+                println!(
+                    "{file}: system \"{}\" is valid: {} partition(s), {} MiB in all",
+                    plan.name,
+                    plan.partitions.len(),
+                    plan.partitions.iter().map(|p| p.memory_mib).sum::<u64>()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        ["run", file] => match validate(Path::new(file)) {
+            Ok(plan) => ExitCode::from(supervisor::run(&plan, Path::new(file))),
+            Err(code) => code,
+        },
+        ["partition", file, name] => run_partition(Path::new(file), name),
+        ["help" | "--help" | "-h"] => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(EXIT_REFUSED)
+        }
+    }
+}
+
+fn host_facts() -> Result<HostFacts, ExitCode> {
+    HostFacts::probe().map_err(|e| {
+        eprintln!("bulkhead: cannot read the host's CPUs and memory: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Loads and validates; prints every problem and returns exit code 2 on refusal.
+fn validate(file: &Path) -> Result<SystemPlan, ExitCode> {
+    let host = host_facts()?;
+    bulkhead_config::load(file, &host).map_err(|refusal| {
+        eprintln!("{refusal}");
+        eprintln!(
+            "bulkhead: {}: refused ({} problem(s)); nothing started",
+            file.display(),
+            refusal.problems.len()
+        );
+        ExitCode::from(EXIT_REFUSED)
+    })
+}
+
+fn run_partition(file: &Path, name: &str) -> ExitCode {
+    let plan = match validate(file) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    let Some(partition) = plan.partitions.iter().find(|p| p.name == name) else {
+        eprintln!("no partition named {name:?} in {}", file.display());
+        return ExitCode::from(EXIT_REFUSED);
+    };
+    let log = |line: &str| eprintln!("{line}");
+    // On success `run_partition` ends the process itself with the stop reason's exit code.
+    match bulkhead_partition::run_partition(partition, &log) {
+        Ok(reason) => ExitCode::from(reason.exit_code() as u8),
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `a: b: c` for an error and its sources.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
+
+/// The path of this executable, to re-execute for partitions.
+fn self_exe() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
+}

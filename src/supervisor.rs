@@ -1,0 +1,291 @@
+//! The supervisor: `bulkhead run`. Starts each partition in its own process (this binary,
+//! re-executed as `bulkhead partition FILE NAME`), prints every partition's console as lines
+//! prefixed `NAME| ` (and copies them to the partition's `console_log`), prints the monitor's
+//! own messages as `[bulkhead] NAME: …`, learns why each partition stopped from its exit
+//! status, restarts partitions whose guest reset (per `on_reset`, up to `max_restarts`), and
+//! ends when every partition has stopped. Ctrl-C or SIGTERM stops every partition.
+//!
+//! Threads: the main thread polls the partition processes and the stop flag; two reader
+//! threads per partition process copy its standard output (console) and error (monitor log).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bulkhead_config::{OnReset, PartitionPlan, SystemPlan};
+
+/// How often the main thread looks at the partition processes.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Why a partition process ended, from its exit status (codes set by
+/// `bulkhead_partition::StopReason::exit_code`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ended {
+    PoweredOff,
+    PoweredOffWithCode,
+    Reset,
+    GuestFault,
+    MonitorError(i32),
+    Signal(i32),
+}
+
+impl Ended {
+    fn from_status(status: ExitStatus) -> Ended {
+        match (status.code(), status.signal()) {
+            (Some(0), _) => Ended::PoweredOff,
+            (Some(3), _) => Ended::Reset,
+            (Some(4), _) => Ended::GuestFault,
+            (Some(5), _) => Ended::PoweredOffWithCode,
+            (Some(code), _) => Ended::MonitorError(code),
+            (None, Some(sig)) => Ended::Signal(sig),
+            (None, None) => Ended::MonitorError(-1),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Ended::PoweredOff => "powered off".into(),
+            Ended::PoweredOffWithCode => "powered off with a non-zero code".into(),
+            Ended::Reset => "guest reset".into(),
+            Ended::GuestFault => "guest fault (triple fault or KVM internal error)".into(),
+            Ended::MonitorError(code) => format!("monitor error (exit code {code})"),
+            Ended::Signal(sig) => format!(
+                "partition process crashed: killed by signal {sig} ({})",
+                signal_name(*sig)
+            ),
+        }
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        6 => "SIGABRT",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        15 => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+struct Running {
+    plan: PartitionPlan,
+    child: Option<Child>,
+    restarts: u32,
+    last: Option<Ended>,
+}
+
+/// Shared standard output, so lines from different partitions never interleave mid-line.
+type Out = Arc<Mutex<std::io::Stdout>>;
+
+/// Runs the system; returns the process exit code.
+pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
+            eprintln!("[bulkhead] warning: cannot catch signal {sig}: {e}");
+        }
+    }
+    let out: Out = Arc::new(Mutex::new(std::io::stdout()));
+    eprintln!(
+        "[bulkhead] system \"{}\": starting {} partition(s)",
+        plan.name,
+        plan.partitions.len()
+    );
+    let mut parts: Vec<Running> = plan
+        .partitions
+        .iter()
+        .map(|p| Running {
+            plan: p.clone(),
+            child: None,
+            restarts: 0,
+            last: None,
+        })
+        .collect();
+    for part in &mut parts {
+        start(part, description, &out);
+    }
+
+    let mut interrupted = false;
+    while parts.iter().any(|p| p.child.is_some()) {
+        if stop.load(Ordering::Relaxed) && !interrupted {
+            interrupted = true;
+            eprintln!("[bulkhead] stopping every partition");
+            for part in &mut parts {
+                if let Some(child) = part.child.as_mut() {
+                    let _ = child.kill();
+                }
+            }
+        }
+        for part in &mut parts {
+            let Some(child) = part.child.as_mut() else {
+                continue;
+            };
+            let status = match child.try_wait() {
+                Ok(Some(status)) => status,
+                Ok(None) => continue,
+                Err(e) => {
+                    eprintln!(
+                        "[bulkhead] {}: cannot wait for the partition process: {e}",
+                        part.plan.name
+                    );
+                    continue;
+                }
+            };
+            part.child = None;
+            let ended = Ended::from_status(status);
+            eprintln!(
+                "[bulkhead] {}: stopped: {}",
+                part.plan.name,
+                ended.describe()
+            );
+            let restart = ended == Ended::Reset
+                && part.plan.on_reset == OnReset::Restart
+                && part.restarts < part.plan.max_restarts
+                && !interrupted;
+            part.last = Some(ended);
+            if restart {
+                part.restarts += 1;
+                eprintln!(
+                    "[bulkhead] {}: restarting (restart {} of at most {})",
+                    part.plan.name, part.restarts, part.plan.max_restarts
+                );
+                start(part, description, &out);
+            }
+        }
+        std::thread::sleep(POLL);
+    }
+
+    let clean = parts.iter().all(|p| p.last == Some(Ended::PoweredOff));
+    eprintln!(
+        "[bulkhead] system \"{}\": every partition has stopped{}",
+        plan.name,
+        if clean {
+            "; all powered off cleanly"
+        } else {
+            ""
+        }
+    );
+    match (interrupted, clean) {
+        (true, _) => 130,
+        (false, true) => 0,
+        (false, false) => 1,
+    }
+}
+
+fn start(part: &mut Running, description: &Path, out: &Out) {
+    let name = part.plan.name.clone();
+    let spawned = Command::new(crate::self_exe())
+        .arg("partition")
+        .arg(description)
+        .arg(&name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Own process group: a terminal's Ctrl-C reaches the supervisor only, which stops
+        // the partitions itself.
+        .process_group(0)
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("[bulkhead] {name}: cannot start the partition process: {e}");
+            part.last = Some(Ended::MonitorError(-1));
+            return;
+        }
+    };
+    eprintln!(
+        "[bulkhead] {name}: partition process {} started",
+        child.id()
+    );
+    if let Some(stdout) = child.stdout.take() {
+        let log = part.plan.console_log.as_ref().and_then(|path| {
+            File::options()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| {
+                    eprintln!(
+                        "[bulkhead] {name}: cannot open console log {}: {e}",
+                        path.display()
+                    );
+                })
+                .ok()
+        });
+        let (name, out) = (name.clone(), Arc::clone(out));
+        std::thread::spawn(move || copy_console(stdout, &name, &out, log));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        let name = name.clone();
+        std::thread::spawn(move || {
+            for line in lines(stderr) {
+                eprintln!("[bulkhead] {name}: {line}");
+            }
+        });
+    }
+    part.child = Some(child);
+}
+
+fn copy_console(stdout: impl Read, name: &str, out: &Out, mut log: Option<File>) {
+    for line in lines(stdout) {
+        {
+            let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(out, "{name}| {line}");
+            let _ = out.flush();
+        }
+        if let Some(file) = log.as_mut() {
+            let _ = writeln!(file, "{line}");
+        }
+    }
+}
+
+/// Lines of a byte stream, lossily decoded, without line endings.
+fn lines(r: impl Read) -> impl Iterator<Item = String> {
+    BufReader::new(r)
+        .split(b'\n')
+        .map_while(Result::ok)
+        .map(|bytes| {
+            let line = String::from_utf8_lossy(&bytes);
+            line.trim_end_matches('\r').to_string()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_statuses_map_to_stop_reasons() {
+        assert_eq!(
+            Ended::from_status(ExitStatus::from_raw(0)),
+            Ended::PoweredOff
+        );
+        assert_eq!(
+            Ended::from_status(ExitStatus::from_raw(3 << 8)),
+            Ended::Reset
+        );
+        assert_eq!(
+            Ended::from_status(ExitStatus::from_raw(4 << 8)),
+            Ended::GuestFault
+        );
+        assert_eq!(
+            Ended::from_status(ExitStatus::from_raw(9)),
+            Ended::Signal(9)
+        );
+    }
+
+    #[test]
+    fn console_lines_lose_carriage_returns_and_survive_bad_utf8() {
+        let input: &[u8] = b"one\r\ntw\xffo\nlast";
+
+        let got: Vec<String> = lines(input).collect();
+
+        assert_eq!(got, ["one", "tw\u{fffd}o", "last"]);
+    }
+}
