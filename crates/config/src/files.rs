@@ -48,9 +48,14 @@ pub(crate) enum FileError {
     IsAFolder { path: PathBuf },
 }
 
-/// `path` made absolute, relative paths taken from `base` (the description's folder).
+/// `path` made absolute: a leading `~/` is the user's home folder (`$HOME`), other relative
+/// paths are taken from `base` (the description's folder).
 pub(crate) fn resolve(base: &Path, path: &str) -> PathBuf {
-    let joined = base.join(path);
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let joined = match (path.strip_prefix("~/"), home) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ => base.join(path),
+    };
     std::path::absolute(&joined).unwrap_or(joined)
 }
 
@@ -141,6 +146,15 @@ fn detect_kernel_format(header: &[u8]) -> Result<KernelFormat, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tilde_slash_resolves_against_home() {
+        let home = std::path::PathBuf::from(std::env::var_os("HOME").unwrap());
+
+        let resolved = super::resolve(std::path::Path::new("/etc"), "~/images/vmlinuz");
+
+        assert_eq!(resolved, home.join("images/vmlinuz"));
+    }
+
     use super::*;
 
     fn elf_header(class: u8, machine: u16) -> Vec<u8> {

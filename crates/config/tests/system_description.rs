@@ -571,6 +571,39 @@ fn partition_written_as_plain_table_is_refused_as_wrong_type() {
 }
 
 #[test]
+fn empty_partition_array_is_refused_at_the_array() {
+    let fixture = Fixture::new();
+
+    let problem = fixture.only_problem("partition = []\n[system]\nname = \"demo\"\n");
+
+    assert_eq!(
+        (problem.line, problem.key.as_str(), problem.message.as_str()),
+        (
+            1,
+            "partition",
+            "no partitions; declare at least one [[partition]] table"
+        )
+    );
+}
+
+#[test]
+fn partition_array_element_that_is_not_a_table_is_refused() {
+    let fixture = Fixture::new();
+
+    let problem = fixture.only_problem("partition = [1]\n[system]\nname = \"demo\"\n");
+
+    assert_eq!(
+        (
+            problem.line,
+            problem.column,
+            problem.key.as_str(),
+            problem.message.as_str()
+        ),
+        (1, 14, "partition[0]", "expected a table, found an integer")
+    );
+}
+
+#[test]
 fn partition_without_keys_reports_every_required_key_at_its_header() {
     let fixture = Fixture::new();
 
@@ -761,13 +794,9 @@ fn memory_above_one_tib_is_refused() {
 }
 
 #[test]
-fn integer_beyond_64_bits_is_refused_as_out_of_range() {
+fn negative_memory_is_refused_as_out_of_range() {
     let fixture = Fixture::new();
-    let text = edit(
-        ONE_PARTITION,
-        "memory_mib = 32",
-        "memory_mib = -9223372036854775808",
-    );
+    let text = edit(ONE_PARTITION, "memory_mib = 32", "memory_mib = -32");
 
     let problem = fixture.only_problem(&text);
 
@@ -1090,6 +1119,19 @@ fn console_log_in_missing_folder_is_refused() {
             fixture.path("missing"),
             fixture.path("missing/control.log")
         )
+    );
+}
+
+#[test]
+fn console_log_that_is_a_folder_is_refused() {
+    let fixture = Fixture::new();
+    let text = format!("{ONE_PARTITION}console_log = \"logs\"\n");
+
+    let problem = fixture.only_problem(&text);
+
+    assert_eq!(
+        problem.message,
+        format!("{:?} is a folder, not a file", fixture.path("logs"))
     );
 }
 

@@ -59,8 +59,8 @@ pub fn place_current_thread(cpu: usize, fifo_priority: Option<u8>) -> Placement 
     };
     // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: CPU_SET writes one bit inside `set`; `cpu` is bounded by the check below.
     if cpu < libc::CPU_SETSIZE as usize {
+        // SAFETY: CPU_SET writes one bit inside `set`; `cpu` is below CPU_SETSIZE.
         unsafe { libc::CPU_SET(cpu, &mut set) };
     }
     // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the size passed.

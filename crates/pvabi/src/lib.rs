@@ -75,7 +75,7 @@ pub enum Call {
     /// `values[0]` = nanoseconds since the partition started (monotonic, never goes back),
     /// `values[1]` = the vCPU's TSC frequency in kHz (0 if unknown).
     MonotonicTime = 3,
-    /// `args[0]` = period in ns (≥ 1000). The first call starts a release grid at "now";
+    /// `args[0]` = period in ns ([`MIN_PERIOD_NS`]..=[`MAX_PERIOD_NS`], else [`Error::Invalid`]). The first call starts a release grid at "now";
     /// each call blocks the vCPU until the next release of that grid.
     /// `values[0]` = release time (ns, as [`Call::MonotonicTime`]), `values[1]` = wake-up
     /// lateness in ns, `values[2]` = releases missed since the previous call.
@@ -129,6 +129,9 @@ impl Error {
 
 /// Minimum period accepted by [`Call::WaitNextPeriod`], in nanoseconds.
 pub const MIN_PERIOD_NS: u64 = 1000;
+/// Maximum period accepted by [`Call::WaitNextPeriod`] (10 s), so one call never blocks its
+/// vCPU for longer than that.
+pub const MAX_PERIOD_NS: u64 = 10_000_000_000;
 
 #[cfg(test)]
 mod tests {

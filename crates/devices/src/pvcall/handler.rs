@@ -216,7 +216,7 @@ fn wait_next_period(
     state: &mut PvVcpuState,
     platform: &dyn PvPlatform,
 ) -> Result<[u64; abi::CALL_VALUES], Error> {
-    if period_ns < abi::MIN_PERIOD_NS {
+    if !(abi::MIN_PERIOD_NS..=abi::MAX_PERIOD_NS).contains(&period_ns) {
         return Err(Error::Invalid);
     }
     let now = platform.now_ns();
@@ -436,6 +436,15 @@ mod tests {
         let (mem, h, p) = setup();
 
         let (_, status, _) = call(&mem, &h, &p, &mut PvVcpuState::default(), 4, &[0]);
+
+        assert_eq!(status, Error::Invalid as i64);
+    }
+
+    #[test]
+    fn wait_next_period_with_period_above_maximum_returns_invalid() {
+        let (mem, h, p) = setup();
+
+        let (_, status, _) = call(&mem, &h, &p, &mut PvVcpuState::default(), 4, &[abi::MAX_PERIOD_NS + 1]);
 
         assert_eq!(status, Error::Invalid as i64);
     }

@@ -124,8 +124,7 @@ pub fn load_guest(mem: &GuestMemory, image: &GuestImage<'_>) -> Result<BootSetup
     let memmap = memory_map(mem);
 
     if let Some(header) = loaded.setup_header {
-        let mut params = boot_params::default();
-        params.hdr = header;
+        let mut params = boot_params { hdr: header, ..Default::default() };
         params.hdr.type_of_loader = 0xff;
         params.hdr.cmd_line_ptr = CMDLINE_ADDR as u32;
         params.hdr.cmdline_size = cmdline.len() as u32;

@@ -1,0 +1,192 @@
+//! The IDT and the interrupt entry stubs.
+//!
+//! * Vectors 0–31 (exceptions) go to [`fault`], which reports the exception and powers the
+//!   partition off: this guest has no exception it expects.
+//! * [`TIMER_VECTOR`] is the hot path: a dozen instructions that store the TSC at wake-up in
+//!   [`WAKE_TSC`], signal EOI and return. It runs emulated on software KVM, so it stays tiny.
+//! * [`SPURIOUS_VECTOR`] returns without EOI (SDM vol. 3A §11.9).
+//! * Any other vector is counted in [`UNEXPECTED_INTERRUPTS`] and acknowledged.
+//!
+//! Everything runs in ring 0 on the boot stack, interrupts disabled except inside
+//! `wait_for_interrupt`, so handlers never nest.
+
+use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use rt_demo::line::Line;
+use rt_demo::x86::interrupt_gate;
+
+use crate::boot::KERNEL_CS;
+
+/// Vector of the LAPIC timer.
+pub const TIMER_VECTOR: u8 = 0x40;
+/// Spurious-interrupt vector programmed into the LAPIC's SVR.
+pub const SPURIOUS_VECTOR: u8 = 0xff;
+
+/// TSC read by the timer handler at the last timer interrupt; 0 until one arrives.
+pub static WAKE_TSC: AtomicU64 = AtomicU64::new(0);
+/// Whether the handlers signal EOI through the x2APIC MSR (else the xAPIC page).
+pub static EOI_X2APIC: AtomicBool = AtomicBool::new(false);
+/// Interrupts on vectors nobody programmed.
+pub static UNEXPECTED_INTERRUPTS: AtomicU64 = AtomicU64::new(0);
+
+global_asm!(
+    // EOI through x2APIC MSR 0x80b or the xAPIC page at 0xfee000b0. Clobbers rax, rcx, rdx.
+    ".macro rt_eoi",
+    "    cmpb $0, {x2apic}(%rip)",
+    "    je 7f",
+    "    movl $0x80b, %ecx",
+    "    xorl %eax, %eax",
+    "    xorl %edx, %edx",
+    "    wrmsr",
+    "    jmp 8f",
+    "7:",
+    "    movl $0xfee000b0, %eax",
+    "    movl $0, (%rax)",
+    "8:",
+    ".endm",
+    ".pushsection .text.rt_isr, \"ax\"",
+    // One 16-byte stub per vector: push a zero error code where the CPU pushes none, push
+    // the vector, jump to the common code.
+    ".balign 16",
+    ".globl rt_isr_table",
+    "rt_isr_table:",
+    ".set rt_vec, 0",
+    ".rept 256",
+    "    .balign 16",
+    "    .if (rt_vec == 8) || ((rt_vec >= 10) && (rt_vec <= 14)) || (rt_vec == 17) || (rt_vec == 21) || (rt_vec == 29) || (rt_vec == 30)",
+    "    .else",
+    "    pushq $0",
+    "    .endif",
+    "    pushq $rt_vec",
+    "    .if rt_vec < 32",
+    "    jmp rt_isr_fault",
+    "    .else",
+    "    jmp rt_isr_unexpected",
+    "    .endif",
+    "    .set rt_vec, rt_vec + 1",
+    ".endr",
+    // Exceptions: the frame is [vector, error, rip, cs, rflags, rsp, ss]; never returns.
+    "rt_isr_fault:",
+    "    movq %rsp, %rdi",
+    "    andq $-16, %rsp",
+    "    call {fault}",
+    "    ud2",
+    "rt_isr_unexpected:",
+    "    pushq %rax",
+    "    pushq %rcx",
+    "    pushq %rdx",
+    "    incq {unexpected}(%rip)",
+    "    rt_eoi",
+    "    popq %rdx",
+    "    popq %rcx",
+    "    popq %rax",
+    "    addq $16, %rsp",
+    "    iretq",
+    ".globl rt_isr_timer",
+    "rt_isr_timer:",
+    "    pushq %rax",
+    "    pushq %rcx",
+    "    pushq %rdx",
+    "    rdtsc",
+    "    shlq $32, %rdx",
+    "    orq %rdx, %rax",
+    "    movq %rax, {wake}(%rip)",
+    "    rt_eoi",
+    "    popq %rdx",
+    "    popq %rcx",
+    "    popq %rax",
+    "    iretq",
+    ".globl rt_isr_spurious",
+    "rt_isr_spurious:",
+    "    iretq",
+    ".popsection",
+    x2apic = sym EOI_X2APIC,
+    unexpected = sym UNEXPECTED_INTERRUPTS,
+    wake = sym WAKE_TSC,
+    fault = sym fault,
+    options(att_syntax),
+);
+
+extern "C" {
+    fn rt_isr_table();
+    fn rt_isr_timer();
+    fn rt_isr_spurious();
+}
+
+/// Size of one stub in `rt_isr_table`.
+const STUB_SIZE: u64 = 16;
+
+/// The IDT: 256 gates of two quadwords. Atomics only so that a shared static can be filled
+/// without `unsafe`; the CPU reads it as plain memory.
+#[repr(C, align(16))]
+struct Idt([AtomicU64; 512]);
+
+static IDT: Idt = Idt([const { AtomicU64::new(0) }; 512]);
+
+/// The operand of `lidt` (SDM vol. 3A §6.10).
+#[repr(C, packed)]
+struct DescriptorTablePointer {
+    limit: u16,
+    base: u64,
+}
+
+/// Fills the IDT and loads it. Interrupts must be disabled (they are, from entry on).
+pub fn install() {
+    let table = rt_isr_table as *const () as u64;
+    for vector in 0..=255u8 {
+        let handler = match vector {
+            TIMER_VECTOR => rt_isr_timer as *const () as u64,
+            SPURIOUS_VECTOR => rt_isr_spurious as *const () as u64,
+            v => table + u64::from(v) * STUB_SIZE,
+        };
+        let [low, high] = interrupt_gate(handler, KERNEL_CS);
+        let i = usize::from(vector) * 2;
+        IDT.0[i].store(low, Ordering::Relaxed);
+        IDT.0[i + 1].store(high, Ordering::Relaxed);
+    }
+    let pointer = DescriptorTablePointer {
+        limit: (core::mem::size_of::<Idt>() - 1) as u16,
+        base: &IDT as *const Idt as u64,
+    };
+    // SAFETY: the IDT is a static (it outlives the image) and every gate points to a stub
+    // above, each of which preserves the interrupted context or never returns.
+    unsafe { asm!("lidt [{}]", in(reg) &pointer, options(readonly, nostack, preserves_flags)) };
+}
+
+/// What an exception stub leaves on the stack.
+#[repr(C)]
+struct FaultFrame {
+    vector: u64,
+    error: u64,
+    rip: u64,
+    cs: u64,
+    rflags: u64,
+    rsp: u64,
+}
+
+/// Reports an exception and powers the partition off with [`crate::EXIT_FAULT`].
+extern "C" fn fault(frame: *const FaultFrame) -> ! {
+    // SAFETY: the stub passes the address of the frame the CPU and the stub just pushed.
+    let frame = unsafe { &*frame };
+    let cr2: u64;
+    // SAFETY: reading CR2 has no side effect.
+    unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
+    let mut line = Line::new();
+    line.str(b"rt-demo: exception vector=")
+        .u64(frame.vector)
+        .str(b" error=")
+        .hex(frame.error)
+        .str(b" rip=")
+        .hex(frame.rip)
+        .str(b" cs=")
+        .hex(frame.cs)
+        .str(b" rflags=")
+        .hex(frame.rflags)
+        .str(b" rsp=")
+        .hex(frame.rsp)
+        .str(b" cr2=")
+        .hex(cr2);
+    crate::console::println(&mut line);
+    crate::shutdown(crate::EXIT_FAULT)
+}

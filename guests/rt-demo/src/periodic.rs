@@ -1,0 +1,116 @@
+//! The periodic task: the LAPIC timer in TSC-deadline mode (SDM vol. 3A §11.5.4.1) drives a
+//! release grid `start + k * period`; at each release the task records how late it woke
+//! (the TSC stored by the timer handler minus the deadline) and re-arms the next release.
+//!
+//! The grid is absolute: each deadline is the previous one plus the period, so lateness does
+//! not accumulate. When the next deadline has already passed at re-arm time (the task or the
+//! host was too slow), those releases are counted as missed and the task skips ahead to the
+//! first grid point still in the future.
+//!
+//! Once a second of TSC time the window's statistics are printed as an `rt-stats` line
+//! (format and resolution in `rt_demo::stats`). The loop is kept short: ring-0 guest code
+//! runs emulated on software KVM.
+
+use core::sync::atomic::Ordering;
+
+use bulkhead_guest_sdk::arch::x86::{
+    self,
+    lapic::{self, LocalApic, Mode},
+};
+use rt_demo::line::Line;
+use rt_demo::stats::{self, Window};
+use rt_demo::tsc::TscScale;
+
+use crate::console;
+use crate::interrupts::{EOI_X2APIC, SPURIOUS_VECTOR, TIMER_VECTOR, WAKE_TSC};
+
+/// The LAPIC, set up with its timer in TSC-deadline mode on [`TIMER_VECTOR`].
+pub struct Timer {
+    apic: LocalApic,
+}
+
+impl Timer {
+    /// Enables the local APIC (x2APIC mode if `x2apic`) and puts its timer in TSC-deadline
+    /// mode, disarmed. The caller has checked CPUID for the APIC and TSC-deadline mode, and
+    /// the IDT is loaded.
+    pub fn start(x2apic: bool) -> Timer {
+        // SAFETY: the caller checked CPUID.1 for an APIC (and x2APIC if asked); the xAPIC
+        // page is identity-mapped uncached by the boot page tables; nothing else uses it.
+        let apic = unsafe { LocalApic::enable(x2apic) };
+        EOI_X2APIC.store(apic.mode() == Mode::X2Apic, Ordering::Relaxed);
+        for (reg, value) in [
+            (lapic::reg::TPR, 0),
+            (lapic::reg::SVR, lapic::SVR_ENABLE | u32::from(SPURIOUS_VECTOR)),
+            (lapic::reg::LVT_LINT0, lapic::LVT_MASKED),
+            (lapic::reg::LVT_TIMER, lapic::LVT_TIMER_TSC_DEADLINE | u32::from(TIMER_VECTOR)),
+        ] {
+            // SAFETY: writable registers; interrupts are disabled and every vector involved
+            // has a handler in the IDT.
+            unsafe { apic.write(reg, value) };
+        }
+        // The SDM asks for a fence between the LVT write (xAPIC MMIO) and the first
+        // IA32_TSC_DEADLINE write, so the mode change is seen first.
+        // SAFETY: `mfence` only orders memory accesses.
+        unsafe { core::arch::asm!("mfence", options(nostack, preserves_flags)) };
+        Timer { apic }
+    }
+
+    /// Arms the timer for TSC value `deadline` (0 disarms).
+    #[inline(always)]
+    fn arm(&self, deadline: u64) {
+        // SAFETY: the LVT timer is in TSC-deadline mode with a handler (see `start`).
+        unsafe { self.apic.set_tsc_deadline(deadline) };
+    }
+}
+
+/// Runs the task with period `period_us` until `duration_s` reports have been printed
+/// (0: forever).
+pub fn run(timer: &Timer, scale: &TscScale, period_us: u64, duration_s: u64) {
+    let period = scale.ns_to_ticks(period_us * 1000).max(1);
+    let second = scale.ns_to_ticks(1_000_000_000);
+    let mut window = Window::new();
+    let mut reports = 0u64;
+
+    let start = x86::rdtsc();
+    let mut deadline = start + period;
+    let mut next_report = start + second;
+    loop {
+        WAKE_TSC.store(0, Ordering::Relaxed);
+        timer.arm(deadline);
+        let woke = loop {
+            // SAFETY: the IDT is loaded and the timer vector's handler stores WAKE_TSC.
+            unsafe { x86::wait_for_interrupt() };
+            let woke = WAKE_TSC.load(Ordering::Relaxed);
+            if woke != 0 {
+                break woke;
+            }
+        };
+        // A wake-up before the deadline (a host timer advanced too far) counts as on time.
+        window.record(scale.ticks_to_ns(woke.saturating_sub(deadline)));
+
+        if woke >= next_report {
+            let mut line = Line::new();
+            stats::write_report(&mut line, period_us, &window.summary());
+            console::println(&mut line);
+            window.reset();
+            reports += 1;
+            if duration_s != 0 && reports >= duration_s {
+                timer.arm(0);
+                return;
+            }
+            next_report += second;
+            if next_report <= woke {
+                // The vCPU was stopped for over a second: start a fresh report grid.
+                next_report = woke + second;
+            }
+        }
+
+        deadline += period;
+        let now = x86::rdtsc();
+        if deadline <= now {
+            let behind = (now - deadline) / period + 1;
+            window.record_missed(behind);
+            deadline += behind * period;
+        }
+    }
+}

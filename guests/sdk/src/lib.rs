@@ -1,0 +1,35 @@
+//! The guest side of the bulkhead paravirtualization ABI (`docs/pv-abi.md`, crate
+//! `bulkhead-pvabi`), for `no_std` bare-metal guests, plus the few x86 helpers such a guest
+//! needs ([`arch::x86`]).
+//!
+//! A call fills a 128-byte [`CallBlock`] and rings the doorbell with the block's address; the
+//! monitor answers in the same block while the vCPU is stopped. The typed wrappers in this
+//! module ([`abi_version`], [`console_write`], [`partition_id`], [`monotonic_time`],
+//! [`wait_next_period`], [`power_off`]) place a fresh block on the caller's stack, so they are
+//! reentrant (an interrupt handler may call them while the interrupted code is in a call) and
+//! need no per-vCPU set-up.
+//!
+//! Invariant the whole crate relies on: the guest runs identity-mapped (virtual address ==
+//! guest-physical address), as the bulkhead boot contract establishes. Every buffer passed to
+//! a call is named to the monitor by its virtual address.
+//!
+//! Detecting the monitor: every call first sets `status` to
+//! [`STATUS_UNANSWERED`](bulkhead_pvabi::STATUS_UNANSWERED). If it is still that after the
+//! doorbell, no bulkhead monitor is present (under QEMU, say, the doorbell port is unassigned
+//! and the write vanishes); the wrappers return [`CallError::NoMonitor`].
+#![no_std]
+
+pub mod arch;
+mod block;
+mod calls;
+#[cfg(feature = "mem")]
+mod mem;
+
+pub use block::{raw_call, CallBlock};
+pub use calls::{
+    abi_version, console_write, monotonic_time, partition_id, power_off, wait_next_period,
+    CallError, PartitionInfo, Release, Time,
+};
+
+/// The ABI contract this SDK was built against, re-exported for guests.
+pub use bulkhead_pvabi as abi;

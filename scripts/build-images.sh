@@ -1,0 +1,294 @@
+#!/bin/bash
+# Build bulkhead's guest images and the KVM test host's boot files from Debian 12 packages.
+#
+#   scripts/build-images.sh [--force] [--quiet]
+#
+# Output: ${BULKHEAD_CACHE:-$HOME/.cache/bulkhead}/images/
+#   vmlinuz                     linux-image-6.1.0-*-amd64's bzImage, as shipped
+#   vmlinux                     the same kernel as an uncompressed ELF (Xen PVH note checked)
+#   initramfs.cpio.gz           Linux-partition guest root: busybox, /init, VirtIO modules
+#   testhost-vmlinux            the test host's kernel (a hard link to vmlinux)
+#   testhost-initramfs.cpio.gz  the test host's root: busybox, /init, kvm-amd + 9p modules
+#   kernel.config               the kernel's build configuration
+#   manifest                    package versions and the build key
+# Downloaded packages are kept in .../bulkhead/debs/. Nothing is installed into this machine
+# except the build tools (cpio, xz-utils, kmod, binutils, gzip) via apt-get.
+# The build is skipped when the manifest's key (kernel + busybox package versions + a hash of
+# this script and scripts/images/*) matches; --force rebuilds anyway.
+# See docs/test-host.md.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+FILES_DIR=$SCRIPT_DIR/images
+CACHE=${BULKHEAD_CACHE:-$HOME/.cache/bulkhead}
+OUT=$CACHE/images
+DEBS=$CACHE/debs
+
+FORCE=0
+QUIET=0
+for arg in "$@"; do
+	case $arg in
+	--force) FORCE=1 ;;
+	--quiet | -q) QUIET=1 ;;
+	-h | --help)
+		sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*)
+		echo "build-images.sh: unknown argument '$arg' (try --help)" >&2
+		exit 2
+		;;
+	esac
+done
+
+NSTEPS=7
+STEP=0
+T_START=$(date +%s.%N)
+step() {
+	STEP=$((STEP + 1))
+	[ "$QUIET" = 1 ] || printf '[%d/%d] %s\n' "$STEP" "$NSTEPS" "$*"
+}
+info() { [ "$QUIET" = 1 ] || printf '      %s\n' "$*"; }
+die() {
+	printf 'build-images.sh: error: %s\n' "$*" >&2
+	exit 1
+}
+
+APT_UPDATED=0
+apt_update_once() {
+	[ "$APT_UPDATED" = 0 ] || return 0
+	APT_UPDATED=1
+	info "running apt-get update"
+	apt-get -o DPkg::Lock::Timeout=600 -qq update >/dev/null || die "apt-get update failed"
+}
+
+as_root() {
+	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# ---------------------------------------------------------------------------------------------
+step "checking build tools"
+need_pkgs=()
+for pair in cpio:cpio xz:xz-utils depmod:kmod modprobe:kmod readelf:binutils gzip:gzip \
+	dpkg-deb:dpkg flock:util-linux sha256sum:coreutils; do
+	cmd=${pair%%:*}
+	command -v "$cmd" >/dev/null 2>&1 || PATH=$PATH:/sbin:/usr/sbin command -v "$cmd" >/dev/null 2>&1 ||
+		need_pkgs+=("${pair#*:}")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+	mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)
+	info "installing: ${need_pkgs[*]}"
+	apt_update_once
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq install -y \
+		--no-install-recommends "${need_pkgs[@]}" >/dev/null || die "apt-get install ${need_pkgs[*]} failed"
+fi
+export PATH=$PATH:/sbin:/usr/sbin
+
+mkdir -p "$OUT" "$DEBS"
+exec 9>"$OUT/.lock"
+flock 9 # one build at a time per cache
+
+# ---------------------------------------------------------------------------------------------
+step "resolving packages (linux-image-amd64, busybox-static)"
+resolve() { # metapackage/package -> "name version" using the local apt lists
+	local pkg=$1 real ver
+	if [ "$pkg" = linux-image-amd64 ]; then
+		real=$(apt-cache depends linux-image-amd64 2>/dev/null |
+			sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n1)
+	else
+		real=$pkg
+	fi
+	[ -n "$real" ] || return 1
+	ver=$(apt-cache policy "$real" 2>/dev/null | sed -n 's/^ *Candidate: //p')
+	[ -n "$ver" ] && [ "$ver" != "(none)" ] || return 1
+	echo "$real $ver"
+}
+if ! KPKG=$(resolve linux-image-amd64) || ! BBPKG=$(resolve busybox-static); then
+	apt_update_once
+	KPKG=$(resolve linux-image-amd64) || die "cannot resolve linux-image-amd64 with apt-cache"
+	BBPKG=$(resolve busybox-static) || die "cannot resolve busybox-static with apt-cache"
+fi
+read -r KNAME KVER <<<"$KPKG"
+read -r BBNAME BBVER <<<"$BBPKG"
+KREL=${KNAME#linux-image-} # kernel release, e.g. 6.1.0-56-amd64
+info "$KNAME $KVER (kernel $KREL), $BBNAME $BBVER"
+
+INPUT_HASH=$(cat "$0" "$FILES_DIR"/* | sha256sum | cut -c1-16)
+KEY="$KNAME=$KVER $BBNAME=$BBVER scripts=$INPUT_HASH"
+OUTPUTS=(vmlinuz vmlinux initramfs.cpio.gz testhost-vmlinux testhost-initramfs.cpio.gz)
+
+show_outputs() {
+	[ "$QUIET" = 1 ] && return 0
+	echo "images in $OUT/:"
+	for f in "${OUTPUTS[@]}" kernel.config manifest; do
+		[ -e "$OUT/$f" ] && printf '  %-28s %8s\n' "$f" "$(du -h --apparent-size "$OUT/$f" | cut -f1)"
+	done
+	echo "  kernel: $KNAME $KVER ($KREL); busybox: $BBNAME $BBVER"
+}
+
+up_to_date=1
+[ "$FORCE" = 0 ] || up_to_date=0
+[ -r "$OUT/manifest" ] && grep -qxF "key: $KEY" "$OUT/manifest" || up_to_date=0
+for f in "${OUTPUTS[@]}"; do [ -s "$OUT/$f" ] || up_to_date=0; done
+if [ "$up_to_date" = 1 ]; then
+	STEP=$NSTEPS
+	[ "$QUIET" = 1 ] || echo "up to date (key: $KEY)"
+	show_outputs
+	exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+step "downloading $KNAME $KVER and $BBNAME $BBVER into $DEBS"
+deb_path() { # name version -> path of the cached .deb, if present
+	local f
+	for f in "$DEBS/$1"_*.deb; do
+		[ -e "$f" ] || continue
+		if [ "$(dpkg-deb -f "$f" Version)" = "$2" ]; then
+			echo "$f"
+			return 0
+		fi
+	done
+	return 1
+}
+fetch() { # name version
+	local p
+	if p=$(deb_path "$1" "$2"); then
+		info "cached: $(basename "$p")"
+		return 0
+	fi
+	# Drop other versions of the same package.
+	rm -f "$DEBS/$1"_*.deb
+	if ! (cd "$DEBS" && apt-get -qq -o APT::Sandbox::User=root download "$1=$2" >/dev/null); then
+		apt_update_once
+		(cd "$DEBS" && apt-get -qq -o APT::Sandbox::User=root download "$1=$2" >/dev/null) ||
+			die "apt-get download $1=$2 failed"
+	fi
+	p=$(deb_path "$1" "$2") || die "downloaded $1 $2 but cannot find the .deb"
+	info "downloaded: $(basename "$p") ($(du -h "$p" | cut -f1))"
+}
+fetch "$KNAME" "$KVER"
+fetch "$BBNAME" "$BBVER"
+KDEB=$(deb_path "$KNAME" "$KVER")
+BBDEB=$(deb_path "$BBNAME" "$BBVER")
+
+WORK=$(mktemp -d "$CACHE/.build.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+STAGE=$WORK/out
+mkdir -p "$STAGE"
+
+# ---------------------------------------------------------------------------------------------
+step "extracting $KNAME and $BBNAME"
+KROOT=$WORK/kernel
+dpkg-deb -x "$KDEB" "$KROOT"
+dpkg-deb -x "$BBDEB" "$WORK/busybox"
+BUSYBOX=$WORK/busybox/bin/busybox
+[ -x "$BUSYBOX" ] || die "no bin/busybox in $BBDEB"
+[ -d "$KROOT/lib/modules/$KREL" ] || die "no lib/modules/$KREL in $KDEB"
+# Debian's kernel packages don't ship modules.dep (the postinst generates it).
+depmod -b "$KROOT" "$KREL"
+info "$(find "$KROOT/lib/modules/$KREL" -name '*.ko*' | wc -l) modules, depmod done"
+
+# ---------------------------------------------------------------------------------------------
+step "extracting vmlinux from the bzImage of $KNAME"
+BZ=$KROOT/boot/vmlinuz-$KREL
+[ -r "$BZ" ] || die "no boot/vmlinuz-$KREL in $KDEB"
+cp "$BZ" "$STAGE/vmlinuz"
+cp "$KROOT/boot/config-$KREL" "$STAGE/kernel.config"
+le() { od -An -t "u$2" -j "$1" -N "$2" "$BZ" | tr -d ' \n'; } # offset size -> unsigned LE
+[ "$(dd if="$BZ" bs=1 skip=514 count=4 status=none)" = HdrS ] || die "$BZ is not a bzImage"
+setup_sects=$(le 0x1f1 1)
+[ "$setup_sects" -gt 0 ] || setup_sects=4
+payload_offset=$(le 0x248 4)
+payload_length=$(le 0x24c 4)
+start=$(((setup_sects + 1) * 512 + payload_offset))
+magic=$(od -An -t x1 -j "$start" -N 6 "$BZ" | tr -d ' \n')
+extract_payload() { dd if="$BZ" bs=1M iflag=skip_bytes,count_bytes skip="$start" count="$payload_length" status=none; }
+case $magic in
+fd377a585a00) comp=xz; extract_payload | xz -dc --single-stream >"$STAGE/vmlinux" ;;
+1f8b08*) comp=gzip; extract_payload | gzip -dc >"$STAGE/vmlinux" 2>/dev/null || [ -s "$STAGE/vmlinux" ] ;;
+28b52ffd*) comp=zstd; extract_payload | zstd -dc >"$STAGE/vmlinux" ;;
+*) die "unknown compressed payload (magic $magic) in $BZ" ;;
+esac
+[ "$(od -An -t x1 -N 4 "$STAGE/vmlinux" | tr -d ' \n')" = 7f454c46 ] || die "decompressed payload is not an ELF"
+# Xen PVH entry point: XEN_ELFNOTE_PHYS32_ENTRY = 18 (0x12) in a "Xen" note.
+notes=$(readelf -n "$STAGE/vmlinux")
+grep -Eq '^[[:space:]]*Xen[[:space:]]+0x[0-9a-f]+[[:space:]]+(Unknown note type: \(0x00000012\)|.*PHYS32)' <<<"$notes" ||
+	die "vmlinux has no Xen PVH note (XEN_ELFNOTE_PHYS32_ENTRY)"
+info "payload: $comp, ${payload_length} bytes at offset $start -> vmlinux $(du -h --apparent-size "$STAGE/vmlinux" | cut -f1), PVH note present"
+ln "$STAGE/vmlinux" "$STAGE/testhost-vmlinux"
+
+# ---------------------------------------------------------------------------------------------
+# make_initramfs NAME INIT MODULE... : a newc cpio (gzip) with busybox, /init, lib.sh, the
+# modules and their dependencies from modules.dep.
+make_initramfs() {
+	local name=$1 init=$2 root=$WORK/root-$1 line rel m deps kind path n=0
+	shift 2
+	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc/bulkhead,proc,sys,dev,tmp,run,root,mnt}
+	cp "$BUSYBOX" "$root/bin/busybox"
+	while read -r line; do
+		[ "$line" = bin/busybox ] && continue
+		mkdir -p "$root/$(dirname "$line")"
+		ln -sf /bin/busybox "$root/$line"
+	done < <("$BUSYBOX" --list-full)
+	install -m 0755 "$FILES_DIR/$init" "$root/init"
+	install -m 0644 "$FILES_DIR/lib.sh" "$root/etc/bulkhead/lib.sh"
+	mknod -m 600 "$root/dev/console" c 5 1
+	mknod -m 666 "$root/dev/null" c 1 3
+	echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
+	echo "root:x:0:" >"$root/etc/group"
+	mkdir -p "$root/lib/modules/$KREL"
+	for m in "$@"; do
+		deps=$(modprobe -d "$KROOT" -S "$KREL" --show-depends "$m" 2>&1) ||
+			die "module $m not found in $KNAME: $deps"
+		while read -r kind path _; do
+			case $kind in
+			insmod)
+				rel=${path#"$KROOT"/}
+				if [ ! -e "$root/$rel" ]; then
+					mkdir -p "$root/$(dirname "$rel")"
+					cp "$path" "$root/$rel"
+					n=$((n + 1))
+				fi
+				;;
+			builtin) ;;
+			*) die "modprobe --show-depends $m: unexpected '$kind $path'" ;;
+			esac
+		done <<<"$deps"
+	done
+	for f in modules.builtin modules.builtin.modinfo modules.order; do
+		[ -e "$KROOT/lib/modules/$KREL/$f" ] && cp "$KROOT/lib/modules/$KREL/$f" "$root/lib/modules/$KREL/"
+	done
+	depmod -b "$root" "$KREL"
+	(cd "$root" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
+		cpio --null --create --format=newc --owner=0:0 --reproducible --quiet) |
+		gzip -n -9 >"$STAGE/$name"
+	info "$name: busybox ($("$BUSYBOX" --list-full | wc -l) applets), $n modules ($(cd "$root/lib/modules/$KREL" && find . -name '*.ko*' -printf '%f\n' | sed 's/\.ko.*//' | sort | xargs))"
+}
+
+step "building initramfs.cpio.gz (guest: busybox, /init, VirtIO modules)"
+make_initramfs initramfs.cpio.gz guest-init \
+	virtio_mmio virtio_pci virtio_blk virtio_net virtio_console virtio_rng vmw_vsock_virtio_transport
+
+step "building testhost-initramfs.cpio.gz (busybox, /init, kvm-amd, 9p over virtio-mmio)"
+make_initramfs testhost-initramfs.cpio.gz testhost-init \
+	irqbypass kvm ccp kvm_amd virtio_mmio 9pnet 9pnet_virtio 9p virtio_net virtio_blk \
+	tun vhost_net vhost_vsock
+
+cat >"$STAGE/manifest" <<EOF
+key: $KEY
+kernel-package: $KNAME $KVER
+kernel-release: $KREL
+busybox-package: $BBNAME $BBVER
+built: $(date -u +%Y-%m-%dT%H:%M:%SZ)
+EOF
+
+# Install atomically-ish: every file is renamed into place; the manifest goes last.
+for f in vmlinuz vmlinux kernel.config initramfs.cpio.gz testhost-initramfs.cpio.gz; do
+	mv -f "$STAGE/$f" "$OUT/$f"
+done
+ln -f "$OUT/vmlinux" "$OUT/.testhost-vmlinux.tmp" && mv -f "$OUT/.testhost-vmlinux.tmp" "$OUT/testhost-vmlinux"
+mv -f "$STAGE/manifest" "$OUT/manifest"
+
+T_END=$(date +%s.%N)
+[ "$QUIET" = 1 ] || awk -v a="$T_START" -v b="$T_END" 'BEGIN{printf "built in %.1f s\n", b-a}'
+show_outputs

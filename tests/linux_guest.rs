@@ -1,0 +1,105 @@
+//! The stock Debian kernel in a bulkhead partition, booted inside the KVM test host
+//! (`scripts/testhost.sh`: QEMU TCG with nested AMD-V, real KVM inside), asserting on what
+//! the guest's own init prints. Fails loudly when the images or QEMU are missing.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn linux_partition(kernel: &str, cmdline: &str, extra: &str) -> String {
+    let images = images();
+    format!(
+        r#"
+[[partition]]
+name = "linux"
+criticality = "low"
+vcpus = 2
+cpus = [0]
+memory_mib = 512
+kernel = "{kernel}"
+initrd = "{initrd}"
+cmdline = "console=ttyS0 loglevel=4 {cmdline}"
+{extra}
+"#,
+        kernel = images.join(kernel).display(),
+        initrd = images.join("initramfs.cpio.gz").display(),
+    )
+}
+
+fn run_in_test_host(desc: &Path) -> (Option<i32>, String) {
+    let script = format!("{} run {}", bulkhead().display(), desc.display());
+    let (status, output) = in_test_host(&script, 600);
+    (status.code(), output)
+}
+
+#[test]
+fn bzimage_reaches_userspace_with_every_vcpu_online_and_poweroff_exits_0() {
+    let dir = scratch("linux_bzimage");
+    let desc = write_description(&dir, &format!("[system]\nname = \"t\"\n{}", linux_partition("vmlinuz", "bh.action=poweroff", "")));
+
+    let (code, out) = run_in_test_host(&desc);
+
+    assert!(out.contains("linux| bulkhead-init: userspace reached cpus=2 "), "{out}");
+    assert!(out.contains("linux: stopped: powered off"), "{out}");
+    assert_eq!(code, Some(0), "{out}");
+}
+
+#[test]
+fn vmlinux_boots_through_its_pvh_entry() {
+    let dir = scratch("linux_pvh");
+    let desc = write_description(&dir, &format!("[system]\nname = \"t\"\n{}", linux_partition("vmlinux", "bh.action=poweroff", "")));
+
+    let (code, out) = run_in_test_host(&desc);
+
+    assert!(out.contains("(Pvh boot"), "{out}");
+    assert!(out.contains("linux| bulkhead-init: userspace reached cpus=2 "), "{out}");
+    assert_eq!(code, Some(0), "{out}");
+}
+
+#[test]
+fn guest_reboot_restarts_the_partition() {
+    let dir = scratch("linux_reboot");
+    let part = linux_partition("vmlinuz", "bh.action=reboot", "on_reset = \"restart\"\nmax_restarts = 1");
+    let desc = write_description(&dir, &format!("[system]\nname = \"t\"\n{part}"));
+
+    let (code, out) = run_in_test_host(&desc);
+    let boots = out.matches("linux| bulkhead-init: userspace reached").count();
+
+    assert_eq!(boots, 2, "one boot, a reset, a second boot:\n{out}");
+    assert!(out.contains("linux: stopped: guest reset"), "{out}");
+    assert!(out.contains("linux: restarting (restart 1 of at most 1)"), "{out}");
+    assert_eq!(code, Some(1), "the run ends on a reset, not a clean power-off:\n{out}");
+}
+
+#[test]
+fn rt_partition_reports_while_linux_boots_beside_it() {
+    let dir = scratch("linux_beside_rt");
+    let rt = format!(
+        "[[partition]]\nname = \"control\"\ncriticality = \"high\"\nvcpus = 1\ncpus = [1]\nmemory_mib = 32\nkernel = \"{}\"\ncmdline = \"period_us=1000 duration_s=25\"\n",
+        rt_demo().display()
+    );
+    let desc = write_description(
+        &dir,
+        &format!("[system]\nname = \"t\"\n{rt}{}", linux_partition("vmlinuz", "bh.action=poweroff", "")),
+    );
+
+    let (code, out) = run_in_test_host(&desc);
+    let lines: Vec<&str> = out.lines().collect();
+    let linux_first = lines.iter().position(|l| l.starts_with("linux| ")).unwrap_or(usize::MAX);
+    let linux_init = lines.iter().position(|l| l.contains("linux| bulkhead-init: userspace reached")).unwrap_or(0);
+    let stats_during_boot = lines[..linux_init.max(1)]
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| *i > linux_first && l.starts_with("control| rt-stats "))
+        .count();
+
+    assert!(linux_init > 0, "Linux did not reach userspace:\n{out}");
+    assert!(stats_during_boot >= 1, "no rt-stats between Linux's first line and its init:\n{out}");
+    assert!(
+        lines.iter().filter(|l| l.starts_with("control| rt-stats ")).all(|l| rt_stats_field(l, "samples").unwrap_or(0) > 0),
+        "{out}"
+    );
+    assert_eq!(code, Some(0), "{out}");
+}
