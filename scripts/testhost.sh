@@ -20,7 +20,9 @@
 #   --share DIR      share DIR read-write at the same path inside (repeatable; created if
 #                    missing). Everything else is read-only; /tmp, /var/tmp, /run are tmpfs.
 #   --env NAME[=VAL] pass environment variable NAME (its current value, or VAL) (repeatable)
-#   --verbose, -v    also print the test host's boot log and the markers
+#   --kmsg           let kernel messages of the test host interleave with CMD's output (by
+#                    default they are kept off the console while CMD runs)
+#   --verbose, -v    also print the test host's boot log and the markers (implies --kmsg)
 #   --keep           keep the run directory (console log, job script) even on success
 #
 # exit status of `run`: CMD's status; 124 timeout; 125 the test host failed (boot, KVM or
@@ -55,6 +57,7 @@ MEM=${BULKHEAD_TESTHOST_MEM:-3072}
 SMP=2
 TIMEOUT=${BULKHEAD_TESTHOST_TIMEOUT:-1800}
 VERBOSE=0
+KMSG=0
 KEEP=0
 SHARES=()
 ENVS=()
@@ -70,7 +73,8 @@ while [ $# -gt 0 ]; do
 	--share=*) SHARES+=("${1#*=}"); shift ;;
 	--env) ENVS+=("${2:?--env needs a name}"); shift 2 ;;
 	--env=*) ENVS+=("${1#*=}"); shift ;;
-	-v | --verbose) VERBOSE=1; shift ;;
+	-v | --verbose) VERBOSE=1; KMSG=1; shift ;;
+	--kmsg) KMSG=1; shift ;;
 	--keep) KEEP=1; shift ;;
 	-h | --help) usage 0 ;;
 	--) shift; break ;;
@@ -180,6 +184,7 @@ MODE=$MODE
 RUN_ID=$RUN_ID
 ROWS=$ROWS
 COLS=$COLS
+KMSG=$KMSG
 EOF
 
 # TCG's guest TSC runs at the host TSC's rate. The kernel's PIT calibration of it is flaky under
@@ -192,7 +197,7 @@ QEMU_ARGS=(
 	-nographic -no-reboot
 	-kernel "$IMAGES/testhost-vmlinux" -initrd "$IMAGES/testhost-initramfs.cpio.gz"
 	# no `quiet`: Debian's kernel was seen to hang at boot with it; loglevel=4 is fine.
-	-append "console=ttyS0 loglevel=4 panic=-1 tsc_early_khz=$TSC_KHZ tsc=reliable"
+	-append "console=ttyS0 loglevel=4 panic=-1 pci=off tsc_early_khz=$TSC_KHZ tsc=reliable"
 	-fsdev "local,id=bhctl,path=${RUN_DIR//,/,,},security_model=none,multidevs=remap"
 	-device virtio-9p-device,fsdev=bhctl,mount_tag=bhctl
 	-fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap
@@ -213,12 +218,15 @@ fi
 
 # --- run: stream the console, keep only CMD's output (unless --verbose) -------------------------
 LOG=$RUN_DIR/console.log
+# mawk (Debian's default awk) reads pipes in big blocks unless -W interactive: no streaming.
+AWK=(awk)
+if command -v mawk >/dev/null 2>&1; then AWK=(mawk -W interactive); fi
 TIMEOUT_CMD=()
 [ "$TIMEOUT" = 0 ] || TIMEOUT_CMD=(timeout -k 10 "$TIMEOUT")
 set +e
 ${TIMEOUT_CMD[@]+"${TIMEOUT_CMD[@]}"} "$QEMU" "${QEMU_ARGS[@]}" </dev/null 2>&1 |
 	tee "$LOG" |
-	awk -v start="testhost-cmd-start run=$RUN_ID" -v endm="testhost-exit-status=" \
+	"${AWK[@]}" -v start="testhost-cmd-start run=$RUN_ID" -v endm="testhost-exit-status=" \
 		-v runid="run=$RUN_ID" -v verbose="$VERBOSE" '
 	{ sub(/\r$/, "") }
 	state == 0 {

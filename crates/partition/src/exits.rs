@@ -16,8 +16,12 @@ use bulkhead_vmm::GuestMemory;
 
 use crate::console::Console;
 
-/// Port 0x80: the POST/delay port Linux writes to for I/O delays.
-const POST_PORT: u16 = 0x80;
+/// Ports guests probe that no partition has, and that are not worth a log line: the POST/delay
+/// port 0x80 (Linux's I/O delay), the CMOS/RTC index and data ports, the PCI configuration
+/// mechanism #1 ports (there is no PCI bus: reads are all-ones, "no device").
+fn is_quietly_absent(port: u16) -> bool {
+    matches!(port, 0x80 | 0x70 | 0x71 | 0xcf8..=0xcff)
+}
 
 /// The devices of a partition, shared by its vCPU threads.
 pub struct Devices {
@@ -27,6 +31,8 @@ pub struct Devices {
     pub console: Console,
     pub started: Instant,
     pub unhandled_log: RateLimitedLog,
+    /// Debugging aid (`BULKHEAD_TRACE_IO=1`): print every port write except COM1's.
+    pub trace_io: bool,
 }
 
 /// What the vCPU loop does next.
@@ -81,6 +87,9 @@ impl Devices {
     /// A guest `out` to `port`.
     pub fn io_out(&self, port: u16, data: &[u8], vcpu: &mut VcpuCtx<'_>) -> Next {
         let byte = data.first().copied().unwrap_or(0);
+        if self.trace_io && !(COM1_BASE..COM1_BASE + UART_PORT_LEN).contains(&port) {
+            eprintln!("trace: vCPU {} out {port:#x} <- {data:02x?}", vcpu.index);
+        }
         match port {
             p if (COM1_BASE..COM1_BASE + UART_PORT_LEN).contains(&p) => {
                 self.uart().write((p - COM1_BASE) as u8, byte);
@@ -108,7 +117,7 @@ impl Devices {
                     PvOutcome::PowerOff(code) => Next::PowerOff(code),
                 }
             }
-            POST_PORT => Next::Continue,
+            p if is_quietly_absent(p) => Next::Continue,
             _ => {
                 self.unhandled_log.emit(format_args!(
                     "vCPU {}: write to unhandled I/O port {port:#x} ignored",

@@ -134,6 +134,7 @@ pub fn run_partition(
         console: console.clone(),
         started,
         unhandled_log: RateLimitedLog::new(10, Duration::from_secs(10)),
+        trace_io: std::env::var_os("BULKHEAD_TRACE_IO").is_some_and(|v| v == "1"),
     });
 
     let vm = Arc::new(vm);
@@ -163,7 +164,7 @@ pub fn run_partition(
         // stops them. Leaving the scope would wait for them, so exit from here.
         let code = match &first {
             Ok(reason) => {
-                log(&format!("stopped: {reason}"));
+                log(&format!("stopping: {reason}"));
                 reason.exit_code()
             }
             Err(e) => {

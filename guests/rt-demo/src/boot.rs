@@ -9,21 +9,23 @@
 //!   the 64-bit path.
 //!
 //! Both paths then load the image's own page tables (identity map of 4 GiB in 2 MiB pages,
-//! the top GiB — MMIO, including the LAPIC — uncached) and GDT, so that after entry nothing
-//! the loader built is used any more; zero `.bss`; switch to the image's stack; enable SSE,
-//! which the Rust code generated for the host target assumes; and call `rt_main` with the
-//! start-info address.
+//! user-accessible, the top GiB — MMIO, including the LAPIC — uncached) and GDT
+//! ([`cpu::GDT`]), so that after entry nothing the loader built is used any more; zero
+//! `.bss`; switch to the kernel stack; enable SSE (the image is built without SSE
+//! instructions, see `guests/.cargo/config.toml`, but precompiled `core` code may carry some
+//! and the x87/SSE state should be sane); and call `rt_main` with the start-info address.
 
 use core::arch::global_asm;
 
 use bulkhead_guest_sdk::abi;
 
-/// GDT selector of the 64-bit code segment.
-pub const KERNEL_CS: u16 = 0x08;
+use crate::cpu;
 
-/// Size of the boot stack, which the whole image runs on (interrupts included: ring 0 only,
-/// so no stack switch).
-const STACK_SIZE: usize = 64 * 1024;
+/// Size of the kernel stack: the boot code runs on it, then every interrupt and exception
+/// (through TSS.RSP0 once the task runs in ring 3).
+const STACK_SIZE: usize = 16 * 1024;
+/// Size of the task's stack (ring 3): the task and its statistics window live on it.
+const USER_STACK_SIZE: usize = 64 * 1024;
 
 // The bulkhead note's name is written out in the assembly below; keep it the ABI's.
 const _: () = {
@@ -122,55 +124,62 @@ global_asm!(
     "    call {main}",
     "    ud2",
     ".popsection",
-    // --- GDT: null, 64-bit code (0x08), data (0x10); accessed bits preset ---
-    ".pushsection .data.boot_gdt, \"aw\"",
+    // --- GDT pointer (the GDT itself is `cpu::GDT`). 2-byte limit and 8-byte base; a
+    // 32-bit lgdt reads the low 4 bytes of the base. ---
+    ".pushsection .data.boot_gdt_ptr, \"aw\"",
     ".balign 16",
-    "boot_gdt:",
-    "    .quad 0",
-    "    .quad 0x00af9b000000ffff",
-    "    .quad 0x00cf93000000ffff",
-    "boot_gdt_end:",
-    ".balign 16",
-    // 2-byte limit and 8-byte base; a 32-bit lgdt reads the low 4 bytes of the base.
     "boot_gdt_ptr:",
-    "    .word boot_gdt_end - boot_gdt - 1",
-    "    .quad boot_gdt",
+    "    .word {gdt_limit}",
+    "    .quad {gdt}",
     ".popsection",
     // --- Identity page tables, built at link time: PML4 -> PDPT -> 4 page directories of
-    // 2 MiB pages (present, writable); the fourth GiB is cache-disabled (PCD | PWT). ---
+    // 2 MiB pages, present, writable and user-accessible (the task runs in ring 3 on the
+    // same mappings); the fourth GiB is cache-disabled (PCD | PWT). ---
     ".pushsection .data.page_tables, \"aw\"",
     ".balign 4096",
     "boot_pml4:",
-    "    .quad boot_pdpt + 0x3",
+    "    .quad boot_pdpt + 0x7",
     "    .fill 511, 8, 0",
     "boot_pdpt:",
-    "    .quad boot_pd + 0x0003",
-    "    .quad boot_pd + 0x1003",
-    "    .quad boot_pd + 0x2003",
-    "    .quad boot_pd + 0x3003",
+    "    .quad boot_pd + 0x0007",
+    "    .quad boot_pd + 0x1007",
+    "    .quad boot_pd + 0x2007",
+    "    .quad boot_pd + 0x3007",
     "    .fill 508, 8, 0",
     "boot_pd:",
     ".set boot_pd_addr, 0",
     ".rept 1536",
-    "    .quad boot_pd_addr + 0x83",
+    "    .quad boot_pd_addr + 0x87",
     ".set boot_pd_addr, boot_pd_addr + 0x200000",
     ".endr",
     ".rept 512",
-    "    .quad boot_pd_addr + 0x9b",
+    "    .quad boot_pd_addr + 0x9f",
     ".set boot_pd_addr, boot_pd_addr + 0x200000",
     ".endr",
     ".popsection",
-    // --- Stack ---
+    // --- Kernel stack: boot code, then interrupts and exceptions (TSS.RSP0) ---
     ".pushsection .bss.boot_stack, \"aw\", @nobits",
     ".balign 16",
+    ".globl boot_stack_top",
     "boot_stack:",
     "    .skip {stack_size}",
     "boot_stack_top:",
     ".popsection",
+    // --- The task's stack (ring 3) ---
+    ".pushsection .bss.user_stack, \"aw\", @nobits",
+    ".balign 16",
+    ".globl user_stack_top",
+    "user_stack:",
+    "    .skip {user_stack_size}",
+    "user_stack_top:",
+    ".popsection",
     note_type = const abi::ELF_NOTE_TYPE_NATIVE,
     abi_version = const abi::ABI_VERSION,
-    cs = const KERNEL_CS,
+    cs = const cpu::KERNEL_CS,
+    gdt = sym cpu::GDT,
+    gdt_limit = const cpu::GDT_LIMIT,
     stack_size = const STACK_SIZE,
+    user_stack_size = const USER_STACK_SIZE,
     main = sym crate::rt_main,
     options(att_syntax),
 );

@@ -21,7 +21,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { period_us: DEFAULT_PERIOD_US, duration_s: 0, selftest: false }
+        Options {
+            period_us: DEFAULT_PERIOD_US,
+            duration_s: 0,
+            selftest: false,
+        }
     }
 }
 
@@ -38,8 +42,13 @@ pub struct Parsed<'a> {
 pub fn parse(cmdline: &[u8]) -> Parsed<'_> {
     let mut options = Options::default();
     let mut rejected = None;
-    for word in cmdline.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty()) {
-        let Some(eq) = word.iter().position(|&b| b == b'=') else { continue };
+    for word in cmdline
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+    {
+        let Some(eq) = word.iter().position(|&b| b == b'=') else {
+            continue;
+        };
         let (key, value) = (&word[..eq], &word[eq + 1..]);
         let ok = match key {
             b"period_us" => set(&mut options.period_us, value, 1, MAX_PERIOD_US),
@@ -94,14 +103,27 @@ mod tests {
     fn empty_command_line_gives_defaults() {
         let parsed = parse(b"");
 
-        assert_eq!(parsed, Parsed { options: Options::default(), rejected: None });
+        assert_eq!(
+            parsed,
+            Parsed {
+                options: Options::default(),
+                rejected: None
+            }
+        );
     }
 
     #[test]
     fn known_keys_are_read_and_unknown_ones_ignored() {
         let parsed = parse(b"console=ttyS0 period_us=250  duration_s=3 quiet selftest=1\n");
 
-        assert_eq!(parsed.options, Options { period_us: 250, duration_s: 3, selftest: true });
+        assert_eq!(
+            parsed.options,
+            Options {
+                period_us: 250,
+                duration_s: 3,
+                selftest: true
+            }
+        );
         assert_eq!(parsed.rejected, None);
     }
 
@@ -109,7 +131,13 @@ mod tests {
     fn out_of_range_period_keeps_the_default_and_is_reported() {
         let parsed = parse(b"period_us=0 duration_s=2");
 
-        assert_eq!(parsed.options, Options { duration_s: 2, ..Options::default() });
+        assert_eq!(
+            parsed.options,
+            Options {
+                duration_s: 2,
+                ..Options::default()
+            }
+        );
         assert_eq!(parsed.rejected, Some(&b"period_us=0"[..]));
     }
 
@@ -131,7 +159,12 @@ mod tests {
     #[test]
     fn decimal_parser_rejects_signs_and_empty_input() {
         assert_eq!(
-            [parse_decimal(b""), parse_decimal(b"-1"), parse_decimal(b"+1"), parse_decimal(b"007")],
+            [
+                parse_decimal(b""),
+                parse_decimal(b"-1"),
+                parse_decimal(b"+1"),
+                parse_decimal(b"007")
+            ],
             [None, None, None, Some(7)]
         );
     }

@@ -5,10 +5,13 @@
 //! * [`TIMER_VECTOR`] is the hot path: a dozen instructions that store the TSC at wake-up in
 //!   [`WAKE_TSC`], signal EOI and return. It runs emulated on software KVM, so it stays tiny.
 //! * [`SPURIOUS_VECTOR`] returns without EOI (SDM vol. 3A §11.9).
+//! * #UD (6) is also the task's system-call gate, and #GP (13) performs the task's port I/O
+//!   where the hypervisor ignores IOPL (`syscall`).
 //! * Any other vector is counted in [`UNEXPECTED_INTERRUPTS`] and acknowledged.
 //!
-//! Everything runs in ring 0 on the boot stack, interrupts disabled except inside
-//! `wait_for_interrupt`, so handlers never nest.
+//! Handlers run in ring 0 on the kernel stack (through TSS.RSP0 when they interrupt the task
+//! in ring 3). The timer handler may nest inside the wait system call's `sti; hlt`, nothing
+//! else nests.
 
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,10 +19,15 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use rt_demo::line::Line;
 use rt_demo::x86::interrupt_gate;
 
-use crate::boot::KERNEL_CS;
+use crate::cpu::KERNEL_CS;
+use crate::syscall::{rt_isr_gp, rt_isr_ud};
 
 /// Vector of the LAPIC timer.
 pub const TIMER_VECTOR: u8 = 0x40;
+/// Invalid opcode: also the task's system-call gate (`syscall`).
+const UD_VECTOR: u8 = 6;
+/// General protection: also the task's port I/O on software KVM (`syscall`).
+const GP_VECTOR: u8 = 13;
 /// Spurious-interrupt vector programmed into the LAPIC's SVR.
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
@@ -138,6 +146,8 @@ pub fn install() {
         let handler = match vector {
             TIMER_VECTOR => rt_isr_timer as *const () as u64,
             SPURIOUS_VECTOR => rt_isr_spurious as *const () as u64,
+            UD_VECTOR => rt_isr_ud as *const () as u64,
+            GP_VECTOR => rt_isr_gp as *const () as u64,
             v => table + u64::from(v) * STUB_SIZE,
         };
         let [low, high] = interrupt_gate(handler, KERNEL_CS);

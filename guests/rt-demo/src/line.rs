@@ -21,7 +21,10 @@ impl Default for Line {
 impl Line {
     /// An empty line.
     pub const fn new() -> Self {
-        Line { buf: [0; LINE_MAX], len: 0 }
+        Line {
+            buf: [0; LINE_MAX],
+            len: 0,
+        }
     }
 
     /// Appends bytes.
@@ -94,9 +97,19 @@ mod tests {
     fn numbers_and_text_are_concatenated() {
         let mut line = Line::new();
 
-        line.str(b"a=").u64(0).str(b" b=").u64(u64::MAX).str(b" c=").i64(-42).str(b" d=").hex(0xfee0_00b0);
+        line.str(b"a=")
+            .u64(0)
+            .str(b" b=")
+            .u64(u64::MAX)
+            .str(b" c=")
+            .i64(-42)
+            .str(b" d=")
+            .hex(0xfee0_00b0);
 
-        assert_eq!(line.as_bytes(), b"a=0 b=18446744073709551615 c=-42 d=0xfee000b0");
+        assert_eq!(
+            line.as_bytes(),
+            b"a=0 b=18446744073709551615 c=-42 d=0xfee000b0"
+        );
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //!
 //! A freestanding 64-bit image (linked at 2 MiB, entered through the bulkhead native note or
 //! the Xen PVH note, see [`boot`]) that runs one periodic task on the local APIC's
-//! TSC-deadline timer and reports, once a second, the distribution of its wake-up latency:
+//! TSC-deadline timer and reports, once a second, the distribution of its wake-up latency.
+//! A tiny ring-0 kernel (boot, interrupt stubs, two system calls: [`cpu`], [`interrupts`],
+//! [`syscall`]) runs the task in ring 3, where software KVM runs it natively:
 //!
 //! ```text
 //! rt-demo: abi=0.1 partition=2 vcpu=0 name=control tsc_khz=2600000
+//! rt-demo: lapic=x2apic timer=tsc-deadline task=ring3 period_us=1000 duration_s=0
 //! rt-stats period_us=1000 samples=1000 min_ns=41230 p50_ns=48000 p99_ns=171000 max_ns=402117 missed=0
 //! rt-demo: done
 //! ```
@@ -19,15 +22,18 @@
 
 mod boot;
 mod console;
+mod cpu;
 mod interrupts;
 mod pc;
 mod periodic;
 mod start_info;
+mod syscall;
 
 use core::panic::PanicInfo;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use bulkhead_guest_sdk::abi::{self, Call};
+use bulkhead_guest_sdk::arch::x86::lapic::Mode;
 use bulkhead_guest_sdk::arch::x86::{self, cpuid};
 use bulkhead_guest_sdk::{self as sdk, CallError};
 use rt_demo::cmdline;
@@ -54,30 +60,61 @@ const OUTSIDE_MEMORY: u64 = 0xffff_ffff_0000;
 /// A call number ABI v0 does not define.
 const UNDEFINED_CALL: u64 = u64::MAX;
 
-/// Whether a bulkhead monitor answered the first call; decides console, clock and exit.
-static MONITOR: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// [`ABI_VERSION`] when no bulkhead monitor answered.
+const NO_MONITOR: u64 = u64::MAX;
+/// The monitor's ABI version, or [`NO_MONITOR`]; decides console, clock and exit.
+static ABI_VERSION: AtomicU64 = AtomicU64::new(NO_MONITOR);
+/// How the LAPIC timer was set up at boot: 0 not at all (unsupported), else 1 + [`Mode`].
+static TIMER: AtomicU8 = AtomicU8::new(TIMER_NONE);
+const TIMER_NONE: u8 = 0;
+const TIMER_XAPIC: u8 = 1;
+const TIMER_X2APIC: u8 = 2;
 
-/// Entered from [`boot`] on the image's stack, interrupts disabled, SSE on.
+fn monitor() -> bool {
+    ABI_VERSION.load(Ordering::Relaxed) != NO_MONITOR
+}
+
+/// The ring-0 part, entered from [`boot`] on the kernel stack with interrupts disabled:
+/// everything that needs privilege, kept short because ring-0 code is emulated on software
+/// KVM. Then the task takes over in ring 3 ([`task_main`]).
 extern "C" fn rt_main(start_info_addr: u64) -> ! {
-    let abi_version = sdk::abi_version().ok();
-    MONITOR.store(abi_version.is_some(), Ordering::Relaxed);
-    if abi_version.is_some() {
+    if let Ok(version) = sdk::abi_version() {
+        ABI_VERSION.store(u64::from(version), Ordering::Relaxed);
         console::use_monitor();
     } else {
+        // The firmware's timer tick is routed through the 8259s on a vector that collides
+        // with exceptions: mask it before interrupts are ever enabled.
         pc::mask_pics();
         console::use_com1();
     }
     interrupts::install();
+    cpu::load_tss();
+    let features = cpuid::features();
+    if features.apic && features.tsc_deadline {
+        let timer = periodic::Timer::start(features.x2apic);
+        let mode = if timer.mode() == Mode::X2Apic {
+            TIMER_X2APIC
+        } else {
+            TIMER_XAPIC
+        };
+        TIMER.store(mode, Ordering::Relaxed);
+    }
+    cpu::enter_user(task_main, start_info_addr)
+}
 
+/// The task, in ring 3 with IOPL 3: console, options, calibration, the periodic loop.
+extern "C" fn task_main(start_info_addr: u64) -> ! {
     let mut cmdline_buf = [0u8; CMDLINE_MAX];
     let cmdline = match start_info::cmdline(start_info_addr, &mut cmdline_buf) {
         Ok(cmdline) => cmdline,
         Err(missing) => {
             let mut line = Line::new();
-            line.str(b"rt-demo: no usable start info at ").hex(start_info_addr).str(match missing {
-                start_info::Missing::NoStartInfo => b" (bad address)",
-                start_info::Missing::BadMagic => b" (bad magic)",
-            });
+            line.str(b"rt-demo: no usable start info at ")
+                .hex(start_info_addr)
+                .str(match missing {
+                    start_info::Missing::NoStartInfo => b" (bad address)",
+                    start_info::Missing::BadMagic => b" (bad magic)",
+                });
             line.str(b"; using defaults");
             console::println(&mut line);
             &[]
@@ -90,32 +127,35 @@ extern "C" fn rt_main(start_info_addr: u64) -> ! {
         console::print_str(b"rt-demo: cannot determine the TSC frequency");
         shutdown(EXIT_UNSUPPORTED)
     });
-    print_banner(abi_version, scale.khz());
+    print_banner(scale.khz());
     if let Some(word) = parsed.rejected {
         let mut line = Line::new();
-        line.str(b"rt-demo: ignoring invalid option ").printable(word);
+        line.str(b"rt-demo: ignoring invalid option ")
+            .printable(word);
         console::println(&mut line);
     }
     if options.selftest {
         selftest();
     }
 
-    let features = cpuid::features();
-    if !features.apic || !features.tsc_deadline {
-        console::print_str(b"rt-demo: this CPU has no TSC-deadline local APIC timer");
-        shutdown(EXIT_UNSUPPORTED);
-    }
-    let timer = periodic::Timer::start(features.x2apic);
+    let lapic: &[u8] = match TIMER.load(Ordering::Relaxed) {
+        TIMER_X2APIC => b"x2apic",
+        TIMER_XAPIC => b"xapic",
+        _ => {
+            console::print_str(b"rt-demo: this CPU has no TSC-deadline local APIC timer");
+            shutdown(EXIT_UNSUPPORTED)
+        }
+    };
     let mut line = Line::new();
     line.str(b"rt-demo: lapic=")
-        .str(if features.x2apic { b"x2apic" } else { b"xapic" })
-        .str(b" timer=tsc-deadline period_us=")
+        .str(lapic)
+        .str(b" timer=tsc-deadline task=ring3 period_us=")
         .u64(options.period_us)
         .str(b" duration_s=")
         .u64(options.duration_s);
     console::println(&mut line);
 
-    periodic::run(&timer, &scale, options.period_us, options.duration_s);
+    periodic::run(&scale, options.period_us, options.duration_s);
 
     let unexpected = interrupts::UNEXPECTED_INTERRUPTS.load(Ordering::Relaxed);
     if unexpected != 0 {
@@ -129,19 +169,25 @@ extern "C" fn rt_main(start_info_addr: u64) -> ! {
 
 /// `rt-demo: abi=<major.minor|none> partition=<index|none> vcpu=<index|none>
 /// name=<name|none> tsc_khz=<k>`.
-fn print_banner(abi_version: Option<u32>, tsc_khz: u64) {
+fn print_banner(tsc_khz: u64) {
     let mut line = Line::new();
     line.str(b"rt-demo: abi=");
-    let Some(version) = abi_version else {
-        line.str(b"none partition=none vcpu=none name=none tsc_khz=").u64(tsc_khz);
+    let version = ABI_VERSION.load(Ordering::Relaxed);
+    if version == NO_MONITOR {
+        line.str(b"none partition=none vcpu=none name=none tsc_khz=")
+            .u64(tsc_khz);
         console::println(&mut line);
         return;
-    };
-    line.u64(u64::from(version >> 16)).str(b".").u64(u64::from(version & 0xffff));
+    }
+    line.u64(version >> 16).str(b".").u64(version & 0xffff);
     let mut name = [0u8; abi::NAME_MAX as usize];
     match sdk::partition_id(&mut name) {
         Ok(id) => {
-            line.str(b" partition=").u64(id.partition).str(b" vcpu=").u64(id.vcpu).str(b" name=");
+            line.str(b" partition=")
+                .u64(id.partition)
+                .str(b" vcpu=")
+                .u64(id.vcpu)
+                .str(b" name=");
             match name.get(..id.name_len) {
                 Some(name) if !name.is_empty() => line.printable(name),
                 _ => line.str(b"none"),
@@ -168,7 +214,7 @@ fn write_call_error(line: &mut Line, e: CallError) {
 /// The TSC frequency in kHz: the monitor's value if it has one, else measured against the
 /// monitor's clock, else (no monitor) against the PIT. 0 if nothing worked.
 fn tsc_khz() -> u64 {
-    if !MONITOR.load(Ordering::Relaxed) {
+    if !monitor() {
         return pc::pit_calibrate_tsc_khz();
     }
     match sdk::monotonic_time() {
@@ -200,21 +246,31 @@ fn calibrate_against_monitor_clock() -> Option<u64> {
 /// Makes the calls ABI v0 must refuse and prints one line with their statuses:
 /// `abi-selftest unknown=-1 fault=-2 too_big=-3 invalid=-4 name_fault=-2 result=pass`.
 fn selftest() {
-    if !MONITOR.load(Ordering::Relaxed) {
+    if !monitor() {
         console::print_str(b"abi-selftest skipped: no bulkhead monitor");
         return;
     }
     let buffer = b"abi-selftest";
     let cases: [(&[u8], u64, [u64; abi::CALL_ARGS], abi::Error); 5] = [
         (b"unknown", UNDEFINED_CALL, [0; 6], abi::Error::UnknownCall),
-        (b"fault", Call::ConsoleWrite as u64, [OUTSIDE_MEMORY, 16, 0, 0, 0, 0], abi::Error::Fault),
+        (
+            b"fault",
+            Call::ConsoleWrite as u64,
+            [OUTSIDE_MEMORY, 16, 0, 0, 0, 0],
+            abi::Error::Fault,
+        ),
         (
             b"too_big",
             Call::ConsoleWrite as u64,
             [buffer.as_ptr() as u64, 1 << 20, 0, 0, 0, 0],
             abi::Error::TooBig,
         ),
-        (b"invalid", Call::WaitNextPeriod as u64, [0; 6], abi::Error::Invalid),
+        (
+            b"invalid",
+            Call::WaitNextPeriod as u64,
+            [0; 6],
+            abi::Error::Invalid,
+        ),
         (
             b"name_fault",
             Call::PartitionId as u64,
@@ -235,24 +291,39 @@ fn selftest() {
             line.i64(status);
         }
     }
-    line.str(if pass { b" result=pass" } else { b" result=fail" });
+    line.str(if pass {
+        b" result=pass"
+    } else {
+        b" result=fail"
+    });
     console::println(&mut line);
 }
 
-/// Powers the partition off with `code`: through the ABI under a monitor, else as a PC can.
+/// Powers the partition off with `code`: through the ABI under a monitor, else as a PC can;
+/// halts if that did not work. Callable from the task and from the kernel.
 pub fn shutdown(code: u64) -> ! {
-    if MONITOR.load(Ordering::Relaxed) {
-        sdk::power_off(code)
+    if monitor() {
+        let _ = sdk::raw_call(Call::PowerOff as u64, [code, 0, 0, 0, 0, 0]);
+    } else {
+        pc::power_off();
     }
-    pc::power_off()
+    syscall::halt()
 }
+
+/// Referenced by the precompiled `core` (built to unwind) in builds without LTO, such as the
+/// dev profile; never called, since the image aborts on panic.
+#[no_mangle]
+extern "C" fn rust_eh_personality() {}
 
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
     let mut line = Line::new();
     line.str(b"rt-demo: panic");
     if let Some(location) = info.location() {
-        line.str(b" at ").str(location.file().as_bytes()).str(b":").u64(u64::from(location.line()));
+        line.str(b" at ")
+            .str(location.file().as_bytes())
+            .str(b":")
+            .u64(u64::from(location.line()));
     }
     if let Some(message) = info.message().as_str() {
         line.str(b": ").str(message.as_bytes());

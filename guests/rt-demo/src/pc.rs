@@ -62,16 +62,21 @@ pub fn com1_init() {
     }
 }
 
-/// Writes `bytes` to COM1, `\n` as `\r\n`, filling the FIFO each time it drains so that
-/// most bytes cost one port write.
-pub fn com1_write(bytes: &[u8]) {
+/// Writes bytes of `bytes` to COM1 while the TSC is below `until` (checked before each
+/// byte), `\n` as `\r\n`, filling the FIFO each time it drains so that most bytes cost one
+/// port write. Returns how many bytes of `bytes` went out.
+pub fn com1_write_until(bytes: &[u8], until: u64) -> usize {
     let mut room = 0;
-    for &b in bytes {
+    for (i, &b) in bytes.iter().enumerate() {
+        if x86::rdtsc() >= until {
+            return i;
+        }
         if b == b'\n' {
             com1_put(b'\r', &mut room);
         }
         com1_put(b, &mut room);
     }
+    bytes.len()
 }
 
 fn com1_put(b: u8, room: &mut usize) {
@@ -146,13 +151,12 @@ fn pit_read() -> u16 {
 }
 
 /// Powers the machine off, as far as a PC lets a guest: ACPI S5 on QEMU's `pc`/`q35`
-/// machines, else an i8042 reset (QEMU with `-no-reboot` then exits), else halt for good
-/// (`microvm`, which has neither).
-pub fn power_off() -> ! {
+/// machines, else an i8042 reset (QEMU with `-no-reboot` then exits). Returns if neither
+/// exists (`microvm`); the caller then halts.
+pub fn power_off() {
     // SAFETY: PM1a_CNT at 0x604 exists on QEMU's pc/q35 firmware set-up; on machines without
     // it the write goes nowhere. Either way the guest is shutting down.
     unsafe { port::outw(ACPI_PM1A_CNT, ACPI_SLP_S5) };
     // SAFETY: as above; pulsing the reset line is what the guest wants now.
     unsafe { port::outb(I8042_CMD, I8042_RESET) };
-    x86::halt_forever()
 }

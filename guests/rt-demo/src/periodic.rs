@@ -7,9 +7,15 @@
 //! host was too slow), those releases are counted as missed and the task skips ahead to the
 //! first grid point still in the future.
 //!
-//! Once a second of TSC time the window's statistics are printed as an `rt-stats` line
-//! (format and resolution in `rt_demo::stats`). The loop is kept short: ring-0 guest code
-//! runs emulated on software KVM.
+//! Once a second of TSC time the window's statistics are queued as an `rt-stats` line
+//! (format and resolution in `rt_demo::stats`), which goes out piecewise in the first half
+//! of the following periods (`console::Deferred`), so that printing does not make the task
+//! miss releases.
+//!
+//! [`Timer::start`] runs in ring 0 at boot; [`run`] runs in the ring-3 task and reaches the
+//! timer only through the wait system call (`syscall::wait_until`), which arms the deadline
+//! and halts (`sti; hlt`) until the interrupt. So per period the ring-0 (emulated on software
+//! KVM) work is a dozen instructions of system call and a dozen of interrupt handler.
 
 use core::sync::atomic::Ordering;
 
@@ -21,8 +27,9 @@ use rt_demo::line::Line;
 use rt_demo::stats::{self, Window};
 use rt_demo::tsc::TscScale;
 
-use crate::console;
-use crate::interrupts::{EOI_X2APIC, SPURIOUS_VECTOR, TIMER_VECTOR, WAKE_TSC};
+use crate::console::Deferred;
+use crate::interrupts::{EOI_X2APIC, SPURIOUS_VECTOR, TIMER_VECTOR};
+use crate::syscall;
 
 /// The LAPIC, set up with its timer in TSC-deadline mode on [`TIMER_VECTOR`].
 pub struct Timer {
@@ -40,9 +47,15 @@ impl Timer {
         EOI_X2APIC.store(apic.mode() == Mode::X2Apic, Ordering::Relaxed);
         for (reg, value) in [
             (lapic::reg::TPR, 0),
-            (lapic::reg::SVR, lapic::SVR_ENABLE | u32::from(SPURIOUS_VECTOR)),
+            (
+                lapic::reg::SVR,
+                lapic::SVR_ENABLE | u32::from(SPURIOUS_VECTOR),
+            ),
             (lapic::reg::LVT_LINT0, lapic::LVT_MASKED),
-            (lapic::reg::LVT_TIMER, lapic::LVT_TIMER_TSC_DEADLINE | u32::from(TIMER_VECTOR)),
+            (
+                lapic::reg::LVT_TIMER,
+                lapic::LVT_TIMER_TSC_DEADLINE | u32::from(TIMER_VECTOR),
+            ),
         ] {
             // SAFETY: writable registers; interrupts are disabled and every vector involved
             // has a handler in the IDT.
@@ -55,47 +68,37 @@ impl Timer {
         Timer { apic }
     }
 
-    /// Arms the timer for TSC value `deadline` (0 disarms).
-    #[inline(always)]
-    fn arm(&self, deadline: u64) {
-        // SAFETY: the LVT timer is in TSC-deadline mode with a handler (see `start`).
-        unsafe { self.apic.set_tsc_deadline(deadline) };
+    /// How the LAPIC's registers are reached.
+    pub fn mode(&self) -> Mode {
+        self.apic.mode()
     }
 }
 
 /// Runs the task with period `period_us` until `duration_s` reports have been printed
-/// (0: forever).
-pub fn run(timer: &Timer, scale: &TscScale, period_us: u64, duration_s: u64) {
+/// (0: forever). Needs a started [`Timer`].
+pub fn run(scale: &TscScale, period_us: u64, duration_s: u64) {
     let period = scale.ns_to_ticks(period_us * 1000).max(1);
     let second = scale.ns_to_ticks(1_000_000_000);
     let mut window = Window::new();
     let mut reports = 0u64;
+    let mut output = Deferred::new();
 
     let start = x86::rdtsc();
     let mut deadline = start + period;
     let mut next_report = start + second;
     loop {
-        WAKE_TSC.store(0, Ordering::Relaxed);
-        timer.arm(deadline);
-        let woke = loop {
-            // SAFETY: the IDT is loaded and the timer vector's handler stores WAKE_TSC.
-            unsafe { x86::wait_for_interrupt() };
-            let woke = WAKE_TSC.load(Ordering::Relaxed);
-            if woke != 0 {
-                break woke;
-            }
-        };
+        let woke = syscall::wait_until(deadline);
         // A wake-up before the deadline (a host timer advanced too far) counts as on time.
         window.record(scale.ticks_to_ns(woke.saturating_sub(deadline)));
 
         if woke >= next_report {
             let mut line = Line::new();
             stats::write_report(&mut line, period_us, &window.summary());
-            console::println(&mut line);
+            output.push(&line);
             window.reset();
             reports += 1;
             if duration_s != 0 && reports >= duration_s {
-                timer.arm(0);
+                output.flush();
                 return;
             }
             next_report += second;
@@ -106,6 +109,8 @@ pub fn run(timer: &Timer, scale: &TscScale, period_us: u64, duration_s: u64) {
         }
 
         deadline += period;
+        // Console output only in the first half of the time left to the next release.
+        output.drain_until(deadline - period / 2);
         let now = x86::rdtsc();
         if deadline <= now {
             let behind = (now - deadline) / period + 1;

@@ -27,7 +27,12 @@ pub enum Missing {
 /// (truncated to its length) and returns it; `Ok(&[])` when the loader gave none.
 pub fn cmdline(addr: u64, buf: &mut [u8]) -> Result<&[u8], Missing> {
     let aligned = addr % 8 == 0;
-    if addr == 0 || !aligned || addr.checked_add(HEADER_SIZE).is_none_or(|end| end > MAPPED_END) {
+    if addr == 0
+        || !aligned
+        || addr
+            .checked_add(HEADER_SIZE)
+            .is_none_or(|end| end > MAPPED_END)
+    {
         return Err(Missing::NoStartInfo);
     }
     if read_u32(addr + OFFSET_MAGIC) != MAGIC {

@@ -20,7 +20,10 @@ impl TscScale {
             return None;
         }
         let fp = (1_000_000u128 << 32) / u128::from(khz);
-        Some(TscScale { khz, ns_per_tick_fp32: u64::try_from(fp).unwrap_or(u64::MAX) })
+        Some(TscScale {
+            khz,
+            ns_per_tick_fp32: u64::try_from(fp).unwrap_or(u64::MAX),
+        })
     }
 
     /// The frequency in kHz.

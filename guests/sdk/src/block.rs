@@ -54,11 +54,7 @@ impl CallBlock {
     ///
     /// `status` is [`abi::STATUS_UNANSWERED`] when no monitor answered, or when the block lies
     /// above the 256 GiB the 32-bit doorbell can name (then nothing is rung).
-    pub fn call(
-        &mut self,
-        nr: u64,
-        args: [u64; abi::CALL_ARGS],
-    ) -> (i64, [u64; abi::CALL_VALUES]) {
+    pub fn call(&mut self, nr: u64, args: [u64; abi::CALL_ARGS]) -> (i64, [u64; abi::CALL_VALUES]) {
         store(&mut self.nr, nr);
         for (slot, value) in self.args.iter_mut().zip(args) {
             store(slot, value);
@@ -115,4 +111,19 @@ fn load(slot: &u64) -> u64 {
 fn load_signed(slot: &i64) -> i64 {
     // SAFETY: `slot` is a valid, aligned reference.
     unsafe { ptr::read_volatile(slot) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_block_has_the_abi_size_and_alignment() {
+        let block = CallBlock::new();
+
+        assert_eq!(
+            (core::mem::size_of_val(&block), block.gpa() % 64),
+            (abi::CALL_BLOCK_SIZE, 0)
+        );
+    }
 }

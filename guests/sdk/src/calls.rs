@@ -17,10 +17,21 @@ pub enum CallError {
 
 fn call(nr: Call, args: [u64; abi::CALL_ARGS]) -> Result<[u64; abi::CALL_VALUES], CallError> {
     let (status, values) = raw_call(nr as u64, args);
+    decode(status, values)
+}
+
+/// Interprets a call's answer.
+pub fn decode(
+    status: i64,
+    values: [u64; abi::CALL_VALUES],
+) -> Result<[u64; abi::CALL_VALUES], CallError> {
     match status {
         0 => Ok(values),
         abi::STATUS_UNANSWERED => Err(CallError::NoMonitor),
-        other => Err(Error::from_status(other).map_or(CallError::UnknownStatus(other), CallError::Refused)),
+        other => {
+            Err(Error::from_status(other)
+                .map_or(CallError::UnknownStatus(other), CallError::Refused))
+        }
     }
 }
 
@@ -43,7 +54,10 @@ pub fn abi_version() -> Result<u32, CallError> {
 pub fn console_write(bytes: &[u8]) -> Result<usize, CallError> {
     let mut written = 0;
     for chunk in bytes.chunks(abi::CONSOLE_WRITE_MAX as usize) {
-        let values = call(Call::ConsoleWrite, args2(chunk.as_ptr() as u64, chunk.len() as u64))?;
+        let values = call(
+            Call::ConsoleWrite,
+            args2(chunk.as_ptr() as u64, chunk.len() as u64),
+        )?;
         written += values[0] as usize;
     }
     Ok(written)
@@ -67,7 +81,10 @@ pub struct PartitionInfo {
 /// `Refused(TooBig)`, an empty one asks for no name.
 pub fn partition_id(name: &mut [u8]) -> Result<PartitionInfo, CallError> {
     let len = name.len().min(abi::NAME_MAX as usize);
-    let values = call(Call::PartitionId, args2(name.as_mut_ptr() as u64, len as u64))?;
+    let values = call(
+        Call::PartitionId,
+        args2(name.as_mut_ptr() as u64, len as u64),
+    )?;
     Ok(PartitionInfo {
         partition: values[0],
         vcpu: values[1],
@@ -88,7 +105,10 @@ pub struct Time {
 /// Reads the partition's monotonic clock.
 pub fn monotonic_time() -> Result<Time, CallError> {
     let values = call(Call::MonotonicTime, args1(0))?;
-    Ok(Time { ns: values[0], tsc_khz: values[1] })
+    Ok(Time {
+        ns: values[0],
+        tsc_khz: values[1],
+    })
 }
 
 /// One release of a `WaitNextPeriod` grid.
@@ -107,7 +127,11 @@ pub struct Release {
 /// grid at "now".
 pub fn wait_next_period(period_ns: u64) -> Result<Release, CallError> {
     let values = call(Call::WaitNextPeriod, args1(period_ns))?;
-    Ok(Release { release_ns: values[0], lateness_ns: values[1], missed: values[2] })
+    Ok(Release {
+        release_ns: values[0],
+        lateness_ns: values[1],
+        missed: values[2],
+    })
 }
 
 /// Powers the partition off with exit `code`. Without a monitor there is nobody to tell, so
@@ -115,4 +139,47 @@ pub fn wait_next_period(period_ns: u64) -> Result<Release, CallError> {
 pub fn power_off(code: u64) -> ! {
     let _ = raw_call(Call::PowerOff as u64, args1(code));
     crate::arch::x86::halt_forever()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_zero_returns_the_values() {
+        assert_eq!(decode(0, [1, 2, 3, 4]), Ok([1, 2, 3, 4]));
+    }
+
+    #[test]
+    fn unanswered_status_means_no_monitor() {
+        assert_eq!(
+            decode(abi::STATUS_UNANSWERED, [0; 4]),
+            Err(CallError::NoMonitor)
+        );
+    }
+
+    #[test]
+    fn defined_errors_are_decoded() {
+        assert_eq!(
+            [-1, -2, -3, -4].map(|s| decode(s, [0; 4])),
+            [
+                Error::UnknownCall,
+                Error::Fault,
+                Error::TooBig,
+                Error::Invalid
+            ]
+            .map(|e| Err(CallError::Refused(e)))
+        );
+    }
+
+    #[test]
+    fn undefined_statuses_are_reported_as_such() {
+        assert_eq!(
+            [decode(-99, [0; 4]), decode(7, [0; 4])],
+            [
+                Err(CallError::UnknownStatus(-99)),
+                Err(CallError::UnknownStatus(7))
+            ]
+        );
+    }
 }

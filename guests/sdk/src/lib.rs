@@ -17,7 +17,7 @@
 //! [`STATUS_UNANSWERED`](bulkhead_pvabi::STATUS_UNANSWERED). If it is still that after the
 //! doorbell, no bulkhead monitor is present (under QEMU, say, the doorbell port is unassigned
 //! and the write vanishes); the wrappers return [`CallError::NoMonitor`].
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 
 pub mod arch;
 mod block;
@@ -27,7 +27,7 @@ mod mem;
 
 pub use block::{raw_call, CallBlock};
 pub use calls::{
-    abi_version, console_write, monotonic_time, partition_id, power_off, wait_next_period,
+    abi_version, console_write, decode, monotonic_time, partition_id, power_off, wait_next_period,
     CallError, PartitionInfo, Release, Time,
 };
 

@@ -8,7 +8,8 @@
 //! 0x0000_6040  PVH memory map               0x0002_0000  kernel command line
 //! 0x0000_6400  PVH module list (initrd)     0x000e_0000  ACPI: RSDP, XSDT, FADT, MADT, DSDT
 //! 0x0000_7000  Linux zero page              0x0010_0000  kernel (bzImage protected-mode part)
-//! 0x0000_8ff0  boot stack top               top of RAM   initrd
+//! 0x0000_8ff0  boot stack top               0x000f_fff0  reset-vector stub
+//!                                           top of RAM   initrd
 //! 0xc000_0000 .. 0x1_0000_0000: MMIO gap (IOAPIC 0xfec0_0000, LAPIC 0xfee0_0000, devices)
 //! ```
 
@@ -44,6 +45,10 @@ pub const EBDA_START: u64 = 0x9fc00;
 pub const ACPI_START: u64 = 0xe0000;
 /// End of the ACPI tables region.
 pub const ACPI_END: u64 = 0x10_0000;
+/// The x86 reset vector (F000:FFF0 in real mode): a firmware-like stub there writes the reset
+/// register, so a guest that reboots "through the BIOS" (Linux's fallback on ACPI
+/// hardware-reduced platforms without EFI) resets its partition.
+pub const RESET_VECTOR_ADDR: u64 = 0xffff0;
 /// Start of high memory: kernels load here or above.
 pub const HIMEM_START: u64 = 0x10_0000;
 /// Start of the 32-bit MMIO gap.

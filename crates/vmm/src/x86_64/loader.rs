@@ -120,11 +120,15 @@ pub fn load_guest(mem: &GuestMemory, image: &GuestImage<'_>) -> Result<BootSetup
         None => None,
     };
     let rsdp = acpi::write_tables(mem, &image.platform).map_err(LoadError::Acpi)?;
+    write_reset_stub(mem, &image.platform)?;
     cpu::write_boot_structures(mem).map_err(LoadError::Memory)?;
     let memmap = memory_map(mem);
 
     if let Some(header) = loaded.setup_header {
-        let mut params = boot_params { hdr: header, ..Default::default() };
+        let mut params = boot_params {
+            hdr: header,
+            ..Default::default()
+        };
         params.hdr.type_of_loader = 0xff;
         params.hdr.cmd_line_ptr = CMDLINE_ADDR as u32;
         params.hdr.cmdline_size = cmdline.len() as u32;
@@ -176,6 +180,17 @@ pub fn load_guest(mem: &GuestMemory, image: &GuestImage<'_>) -> Result<BootSetup
         }),
         _ => Err(LoadError::NoEntry(kernel_path.into())),
     }
+}
+
+/// 16-bit code at the reset vector: `mov al, VALUE; mov dx, PORT; out dx, al; 1: hlt; jmp 1b`.
+fn reset_stub(port: u16, value: u8) -> [u8; 10] {
+    let [lo, hi] = port.to_le_bytes();
+    [0xb0, value, 0xba, lo, hi, 0xee, 0xf4, 0xeb, 0xfd, 0x90]
+}
+
+fn write_reset_stub(mem: &GuestMemory, platform: &AcpiPlatform) -> Result<(), LoadError> {
+    let stub = reset_stub(platform.reset_port, platform.reset_value);
+    mem.write_slice(&stub, GuestAddress(RESET_VECTOR_ADDR)).map_err(LoadError::Memory)
 }
 
 fn read_magic(file: &mut File, path: &Path) -> Result<[u8; 4], LoadError> {
@@ -384,6 +399,14 @@ mod tests {
 
         assert!(!notes_contain(&notes, b"bulkhead", 1));
         assert!(!notes_contain(&notes[..7], b"bulkhead", 1));
+    }
+
+    #[test]
+    fn reset_stub_writes_the_reset_value_to_the_reset_port_then_halts() {
+        let stub = reset_stub(0x602, 0x01);
+
+        assert_eq!(stub, [0xb0, 0x01, 0xba, 0x02, 0x06, 0xee, 0xf4, 0xeb, 0xfd, 0x90]);
+        assert!(RESET_VECTOR_ADDR + stub.len() as u64 <= HIMEM_START);
     }
 
     #[test]

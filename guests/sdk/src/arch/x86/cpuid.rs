@@ -1,6 +1,6 @@
 //! CPUID feature bits the guest cares about (Intel SDM vol. 2A, "CPUID").
 
-use core::arch::x86_64::{CpuidResult, __cpuid_count};
+use core::arch::x86_64::{__cpuid_count, CpuidResult};
 
 /// Executes CPUID for `leaf`/`subleaf`.
 pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {

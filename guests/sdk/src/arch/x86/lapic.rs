@@ -101,7 +101,9 @@ impl LocalApic {
             // for the register.
             Mode::X2Apic => unsafe { msr::rdmsr(0x800 + (offset >> 4)) as u32 },
             // SAFETY: the xAPIC page is mapped (see `enable`); aligned 32-bit MMIO read.
-            Mode::XApic => unsafe { ptr::read_volatile((XAPIC_BASE + u64::from(offset)) as *const u32) },
+            Mode::XApic => unsafe {
+                ptr::read_volatile((XAPIC_BASE + u64::from(offset)) as *const u32)
+            },
         }
     }
 
@@ -115,7 +117,9 @@ impl LocalApic {
             // SAFETY: see `read`.
             Mode::X2Apic => unsafe { msr::wrmsr(0x800 + (offset >> 4), u64::from(value)) },
             // SAFETY: see `read`; aligned 32-bit MMIO write.
-            Mode::XApic => unsafe { ptr::write_volatile((XAPIC_BASE + u64::from(offset)) as *mut u32, value) },
+            Mode::XApic => unsafe {
+                ptr::write_volatile((XAPIC_BASE + u64::from(offset)) as *mut u32, value)
+            },
         }
     }
 

@@ -10,7 +10,9 @@ use core::arch::asm;
 pub unsafe fn inb(port: u16) -> u8 {
     let value: u8;
     // SAFETY: forwarded to the caller; `in` touches no memory.
-    unsafe { asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags))
+    };
     value
 }
 
@@ -21,7 +23,9 @@ pub unsafe fn inb(port: u16) -> u8 {
 #[inline(always)]
 pub unsafe fn outb(port: u16, value: u8) {
     // SAFETY: forwarded to the caller; `out` touches no memory.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// Writes a 16-bit word to `port`.
@@ -31,7 +35,9 @@ pub unsafe fn outb(port: u16, value: u8) {
 #[inline(always)]
 pub unsafe fn outw(port: u16, value: u16) {
     // SAFETY: forwarded to the caller; `out` touches no memory.
-    unsafe { asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// Writes a 32-bit word to `port`.
@@ -45,5 +51,7 @@ pub unsafe fn outw(port: u16, value: u16) {
 #[inline(always)]
 pub unsafe fn outl(port: u16, value: u32) {
     // SAFETY: forwarded to the caller.
-    unsafe { asm!("out dx, eax", in("dx") port, in("eax") value, options(nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") value, options(nostack, preserves_flags))
+    };
 }

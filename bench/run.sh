@@ -1,0 +1,16 @@
+#!/bin/bash
+# Runs the benchmarks and prints their Markdown tables: the RT guest on this machine's
+# /dev/kvm, then the Linux partition inside the KVM test host (where QEMU, Debian's
+# qemu-system-x86, runs beside bulkhead on the same real KVM). Paste the output, with the
+# commit, into docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+RUNS=${RUNS:-5}
+cargo build --release --quiet
+(cd guests && cargo build --release --quiet)
+scripts/build-images.sh >/dev/null
+echo "commit $(git rev-parse --short HEAD), $(date -u +%Y-%m-%d)"
+echo
+/usr/bin/python3 bench/boot.py rt --runs "$RUNS"
+echo
+scripts/testhost.sh run --timeout 3000 -- /usr/bin/python3 bench/boot.py linux --runs "$RUNS"
