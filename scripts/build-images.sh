@@ -125,14 +125,17 @@ resolve() { # metapackage/package -> "name version" using the local apt lists
 	[ -n "$ver" ] && [ "$ver" != "(none)" ] || return 1
 	echo "$real $ver"
 }
-if ! KPKG=$(resolve linux-image-amd64) || ! BBPKG=$(resolve busybox-static); then
+resolve_all() { # sets KNAME KVER KREL BBNAME BBVER
+	local kpkg bbpkg
+	kpkg=$(resolve linux-image-amd64) && bbpkg=$(resolve busybox-static) || return 1
+	read -r KNAME KVER <<<"$kpkg"
+	read -r BBNAME BBVER <<<"$bbpkg"
+	KREL=${KNAME#linux-image-} # kernel release, e.g. 6.1.0-56-amd64
+}
+if ! resolve_all; then
 	apt_update_once
-	KPKG=$(resolve linux-image-amd64) || die "cannot resolve linux-image-amd64 with apt-cache"
-	BBPKG=$(resolve busybox-static) || die "cannot resolve busybox-static with apt-cache"
+	resolve_all || die "cannot resolve linux-image-amd64 / busybox-static with apt-cache"
 fi
-read -r KNAME KVER <<<"$KPKG"
-read -r BBNAME BBVER <<<"$BBPKG"
-KREL=${KNAME#linux-image-} # kernel release, e.g. 6.1.0-56-amd64
 info "$KNAME $KVER (kernel $KREL), $BBNAME $BBVER"
 
 KEY="$KNAME=$KVER $BBNAME=$BBVER scripts=$INPUT_HASH"
@@ -178,16 +181,20 @@ fetch() { # name version
 	fi
 	# Drop other versions of the same package.
 	rm -f "$DEBS/$1"_*.deb
-	if ! (cd "$DEBS" && apt-get -qq -o APT::Sandbox::User=root download "$1=$2" >/dev/null); then
-		apt_update_once
-		(cd "$DEBS" && apt-get -qq -o APT::Sandbox::User=root download "$1=$2" >/dev/null) ||
-			die "apt-get download $1=$2 failed"
-	fi
+	(cd "$DEBS" && apt-get -qq -o APT::Sandbox::User=root download "$1=$2" >/dev/null 2>&1) || return 1
 	p=$(deb_path "$1" "$2") || die "downloaded $1 $2 but cannot find the .deb"
 	info "downloaded: $(basename "$p") ($(du -h "$p" | cut -f1))"
 }
-fetch "$KNAME" "$KVER"
-fetch "$BBNAME" "$BBVER"
+if ! fetch "$KNAME" "$KVER" || ! fetch "$BBNAME" "$BBVER"; then
+	# Stale apt lists: the mirror no longer has that version. Update, re-resolve, retry.
+	[ "$APT_UPDATED" = 0 ] || die "apt-get download failed"
+	apt_update_once
+	resolve_all || die "cannot resolve linux-image-amd64 / busybox-static with apt-cache"
+	info "now: $KNAME $KVER (kernel $KREL), $BBNAME $BBVER"
+	KEY="$KNAME=$KVER $BBNAME=$BBVER scripts=$INPUT_HASH"
+	fetch "$KNAME" "$KVER" || die "apt-get download $KNAME=$KVER failed"
+	fetch "$BBNAME" "$BBVER" || die "apt-get download $BBNAME=$BBVER failed"
+fi
 KDEB=$(deb_path "$KNAME" "$KVER")
 BBDEB=$(deb_path "$BBNAME" "$BBVER")
 

@@ -116,6 +116,8 @@ done
 
 # --- the run directory (the read-write control share) -----------------------------------------
 mkdir -p "$CACHE/testhost/runs"
+# Run directories of failed runs are kept for inspection; drop those older than two days.
+find "$CACHE/testhost/runs" -mindepth 1 -maxdepth 1 -name 'run.*' -mtime +2 -exec rm -rf {} + 2>/dev/null || true
 RUN_DIR=$(mktemp -d "$CACHE/testhost/runs/run.XXXXXX")
 RUN_ID=${RUN_DIR##*.}-$$
 cleanup() {
@@ -197,7 +199,7 @@ QEMU_ARGS=(
 	-nographic -no-reboot
 	-kernel "$IMAGES/testhost-vmlinux" -initrd "$IMAGES/testhost-initramfs.cpio.gz"
 	# no `quiet`: Debian's kernel was seen to hang at boot with it; loglevel=4 is fine.
-	-append "console=ttyS0 loglevel=4 panic=-1 pci=off tsc_early_khz=$TSC_KHZ tsc=reliable"
+	-append "console=ttyS0 loglevel=4 panic=-1 tsc_early_khz=$TSC_KHZ tsc=reliable"
 	-fsdev "local,id=bhctl,path=${RUN_DIR//,/,,},security_model=none,multidevs=remap"
 	-device virtio-9p-device,fsdev=bhctl,mount_tag=bhctl
 	-fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap

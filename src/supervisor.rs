@@ -77,6 +77,9 @@ fn signal_name(sig: i32) -> &'static str {
 struct Running {
     plan: PartitionPlan,
     child: Option<Child>,
+    /// The threads copying the process's output; joined once it exits, so its last console
+    /// lines are printed before the line saying it stopped.
+    readers: Vec<std::thread::JoinHandle<()>>,
     restarts: u32,
     last: Option<Ended>,
 }
@@ -139,6 +142,9 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
                 }
             };
             part.child = None;
+            for reader in part.readers.drain(..) {
+                let _ = reader.join();
+            }
             let ended = Ended::from_status(status);
             eprintln!(
                 "[bulkhead] {}: stopped: {}",
@@ -219,15 +225,17 @@ fn start(part: &mut Running, description: &Path, out: &Out) {
                 .ok()
         });
         let (name, out) = (name.clone(), Arc::clone(out));
-        std::thread::spawn(move || copy_console(stdout, &name, &out, log));
+        part.readers.push(std::thread::spawn(move || {
+            copy_console(stdout, &name, &out, log)
+        }));
     }
     if let Some(stderr) = child.stderr.take() {
         let name = name.clone();
-        std::thread::spawn(move || {
+        part.readers.push(std::thread::spawn(move || {
             for line in lines(stderr) {
                 eprintln!("[bulkhead] {name}: {line}");
             }
-        });
+        }));
     }
     part.child = Some(child);
 }

@@ -37,11 +37,20 @@ fn run_in_test_host(desc: &Path) -> (Option<i32>, String) {
 #[test]
 fn bzimage_reaches_userspace_with_every_vcpu_online_and_poweroff_exits_0() {
     let dir = scratch("linux_bzimage");
-    let desc = write_description(&dir, &format!("[system]\nname = \"t\"\n{}", linux_partition("vmlinuz", "bh.action=poweroff", "")));
+    let desc = write_description(
+        &dir,
+        &format!(
+            "[system]\nname = \"t\"\n{}",
+            linux_partition("vmlinuz", "bh.action=poweroff", "")
+        ),
+    );
 
     let (code, out) = run_in_test_host(&desc);
 
-    assert!(out.contains("linux| bulkhead-init: userspace reached cpus=2 "), "{out}");
+    assert!(
+        out.contains("linux| bulkhead-init: userspace reached cpus=2 "),
+        "{out}"
+    );
     assert!(out.contains("linux: stopped: powered off"), "{out}");
     assert_eq!(code, Some(0), "{out}");
 }
@@ -49,28 +58,50 @@ fn bzimage_reaches_userspace_with_every_vcpu_online_and_poweroff_exits_0() {
 #[test]
 fn vmlinux_boots_through_its_pvh_entry() {
     let dir = scratch("linux_pvh");
-    let desc = write_description(&dir, &format!("[system]\nname = \"t\"\n{}", linux_partition("vmlinux", "bh.action=poweroff", "")));
+    let desc = write_description(
+        &dir,
+        &format!(
+            "[system]\nname = \"t\"\n{}",
+            linux_partition("vmlinux", "bh.action=poweroff", "")
+        ),
+    );
 
     let (code, out) = run_in_test_host(&desc);
 
     assert!(out.contains("(Pvh boot"), "{out}");
-    assert!(out.contains("linux| bulkhead-init: userspace reached cpus=2 "), "{out}");
+    assert!(
+        out.contains("linux| bulkhead-init: userspace reached cpus=2 "),
+        "{out}"
+    );
     assert_eq!(code, Some(0), "{out}");
 }
 
 #[test]
 fn guest_reboot_restarts_the_partition() {
     let dir = scratch("linux_reboot");
-    let part = linux_partition("vmlinuz", "bh.action=reboot", "on_reset = \"restart\"\nmax_restarts = 1");
+    let part = linux_partition(
+        "vmlinuz",
+        "bh.action=reboot",
+        "on_reset = \"restart\"\nmax_restarts = 1",
+    );
     let desc = write_description(&dir, &format!("[system]\nname = \"t\"\n{part}"));
 
     let (code, out) = run_in_test_host(&desc);
-    let boots = out.matches("linux| bulkhead-init: userspace reached").count();
+    let boots = out
+        .matches("linux| bulkhead-init: userspace reached")
+        .count();
 
     assert_eq!(boots, 2, "one boot, a reset, a second boot:\n{out}");
     assert!(out.contains("linux: stopped: guest reset"), "{out}");
-    assert!(out.contains("linux: restarting (restart 1 of at most 1)"), "{out}");
-    assert_eq!(code, Some(1), "the run ends on a reset, not a clean power-off:\n{out}");
+    assert!(
+        out.contains("linux: restarting (restart 1 of at most 1)"),
+        "{out}"
+    );
+    assert_eq!(
+        code,
+        Some(1),
+        "the run ends on a reset, not a clean power-off:\n{out}"
+    );
 }
 
 #[test]
@@ -82,13 +113,22 @@ fn rt_partition_reports_while_linux_boots_beside_it() {
     );
     let desc = write_description(
         &dir,
-        &format!("[system]\nname = \"t\"\n{rt}{}", linux_partition("vmlinuz", "bh.action=poweroff", "")),
+        &format!(
+            "[system]\nname = \"t\"\n{rt}{}",
+            linux_partition("vmlinuz", "bh.action=poweroff", "")
+        ),
     );
 
     let (code, out) = run_in_test_host(&desc);
     let lines: Vec<&str> = out.lines().collect();
-    let linux_first = lines.iter().position(|l| l.starts_with("linux| ")).unwrap_or(usize::MAX);
-    let linux_init = lines.iter().position(|l| l.contains("linux| bulkhead-init: userspace reached")).unwrap_or(0);
+    let linux_first = lines
+        .iter()
+        .position(|l| l.starts_with("linux| "))
+        .unwrap_or(usize::MAX);
+    let linux_init = lines
+        .iter()
+        .position(|l| l.contains("linux| bulkhead-init: userspace reached"))
+        .unwrap_or(0);
     let stats_during_boot = lines[..linux_init.max(1)]
         .iter()
         .enumerate()
@@ -96,9 +136,15 @@ fn rt_partition_reports_while_linux_boots_beside_it() {
         .count();
 
     assert!(linux_init > 0, "Linux did not reach userspace:\n{out}");
-    assert!(stats_during_boot >= 1, "no rt-stats between Linux's first line and its init:\n{out}");
     assert!(
-        lines.iter().filter(|l| l.starts_with("control| rt-stats ")).all(|l| rt_stats_field(l, "samples").unwrap_or(0) > 0),
+        stats_during_boot >= 1,
+        "no rt-stats between Linux's first line and its init:\n{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("control| rt-stats "))
+            .all(|l| rt_stats_field(l, "samples").unwrap_or(0) > 0),
         "{out}"
     );
     assert_eq!(code, Some(0), "{out}");

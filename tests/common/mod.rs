@@ -23,14 +23,25 @@ pub fn repo() -> PathBuf {
 
 /// Panics unless `/dev/kvm` can be opened read-write.
 pub fn require_kvm() {
-    let ok = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
-    assert!(ok, "/dev/kvm is missing or not accessible: these tests boot real guests on KVM");
+    let ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    assert!(
+        ok,
+        "/dev/kvm is missing or not accessible: these tests boot real guests on KVM"
+    );
 }
 
 /// The RT guest ELF, built by `cd guests && cargo build --release`.
 pub fn rt_demo() -> PathBuf {
     let path = repo().join("guests/target/x86_64-unknown-linux-gnu/release/rt-demo");
-    assert!(path.is_file(), "{} is missing: build it with `cd guests && cargo build --release`", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cd guests && cargo build --release`",
+        path.display()
+    );
     path
 }
 
@@ -38,9 +49,16 @@ pub fn rt_demo() -> PathBuf {
 pub fn images() -> PathBuf {
     let dir = match std::env::var_os("BULKHEAD_CACHE") {
         Some(cache) => PathBuf::from(cache).join("images"),
-        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/bulkhead/images"),
+        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+            .join(".cache/bulkhead/images"),
     };
-    for file in ["vmlinuz", "vmlinux", "initramfs.cpio.gz", "testhost-vmlinux", "testhost-initramfs.cpio.gz"] {
+    for file in [
+        "vmlinuz",
+        "vmlinux",
+        "initramfs.cpio.gz",
+        "testhost-vmlinux",
+        "testhost-initramfs.cpio.gz",
+    ] {
         assert!(
             dir.join(file).is_file(),
             "{} is missing: build the guest images with scripts/build-images.sh",
@@ -88,7 +106,10 @@ impl RunningSystem {
             .expect("start bulkhead");
         let (tx, rx) = mpsc::channel();
         for (is_err, stream) in [
-            (false, Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>),
+            (
+                false,
+                Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            ),
             (true, Box::new(child.stderr.take().unwrap())),
         ] {
             let tx = tx.clone();
@@ -98,11 +119,20 @@ impl RunningSystem {
                 }
             });
         }
-        RunningSystem { child, lines: rx, seen: Vec::new() }
+        RunningSystem {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
     }
 
     /// Waits until a line satisfies `pred`; panics with everything seen after `timeout`.
-    pub fn wait_for(&mut self, timeout: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub fn wait_for(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -115,7 +145,10 @@ impl RunningSystem {
                 }
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
                     let _ = self.child.kill();
-                    panic!("timed out waiting for {what}; output so far:\n{}", self.transcript());
+                    panic!(
+                        "timed out waiting for {what}; output so far:\n{}",
+                        self.transcript()
+                    );
                 }
             }
         }
@@ -130,7 +163,10 @@ impl RunningSystem {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("bulkhead did not stop within {timeout:?}; output:\n{}", self.transcript());
+                panic!(
+                    "bulkhead did not stop within {timeout:?}; output:\n{}",
+                    self.transcript()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -149,7 +185,9 @@ impl RunningSystem {
 /// Fields of an `rt-stats` line: `rt-stats period_us=1000 samples=N min_ns=…`.
 pub fn rt_stats_field(line: &str, key: &str) -> Option<u64> {
     let stats = &line[line.find("rt-stats ")?..];
-    stats.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+    stats
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
 /// Runs a shell script inside the KVM test host (`scripts/testhost.sh run`), returning its
@@ -161,7 +199,15 @@ pub fn in_test_host(script: &str, timeout_s: u32) -> (ExitStatus, String) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let output = Command::new(repo().join("scripts/testhost.sh"))
         .current_dir(repo())
-        .args(["run", "--timeout", &timeout_s.to_string(), "--", "bash", "-c", script])
+        .args([
+            "run",
+            "--timeout",
+            &timeout_s.to_string(),
+            "--",
+            "bash",
+            "-c",
+            script,
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("run scripts/testhost.sh");

@@ -1,7 +1,8 @@
 //! The guest command line: space-separated `key=value` words. Keys: `period_us` (default
 //! 1000, 1..=1_000_000), `duration_s` (default 0 = run forever), `selftest` (0 or 1, default
 //! 0). Unknown keys and words without `=` are ignored (a monitor or a boot loader may add its
-//! own); a known key with a bad value keeps the default and is reported.
+//! own); a known key with a bad value is ignored (the option keeps its default, or the value
+//! an earlier word gave it) and reported.
 
 /// Default task period.
 pub const DEFAULT_PERIOD_US: u64 = 1000;
@@ -32,7 +33,7 @@ impl Default for Options {
 /// The options, and the first word whose value was rejected (if any).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parsed<'a> {
-    /// The options, defaults where a value was missing or rejected.
+    /// The options; defaults where no acceptable value was given.
     pub options: Options,
     /// The first `key=value` word with a known key and an unacceptable value.
     pub rejected: Option<&'a [u8]>,

@@ -7,9 +7,9 @@
 //! [`syscall`]) runs the task in ring 3, where software KVM runs it natively:
 //!
 //! ```text
-//! rt-demo: abi=0.1 partition=2 vcpu=0 name=control tsc_khz=2600000
-//! rt-demo: lapic=x2apic timer=tsc-deadline task=ring3 period_us=1000 duration_s=0
-//! rt-stats period_us=1000 samples=1000 min_ns=41230 p50_ns=48000 p99_ns=171000 max_ns=402117 missed=0
+//! rt-demo: abi=0.1 partition=0 vcpu=0 name=control tsc_khz=2599998
+//! rt-demo: lapic=x2apic timer=tsc-deadline task=ring3 period_us=1000 duration_s=3
+//! rt-stats period_us=1000 samples=1000 min_ns=16415 p50_ns=21000 p99_ns=27000 max_ns=59487 missed=0
 //! rt-demo: done
 //! ```
 //!
@@ -55,6 +55,8 @@ const CMDLINE_MAX: usize = 1024;
 /// How long to measure the TSC against the monitor's clock when it does not know the
 /// frequency.
 const CALIBRATION_NS: u64 = 20_000_000;
+/// Most clock reads a calibration makes (each is a VM exit of several µs; this is seconds).
+const CALIBRATION_READS: u32 = 1_000_000;
 /// An address no partition has memory at, for the self-test's fault cases.
 const OUTSIDE_MEMORY: u64 = 0xffff_ffff_0000;
 /// A call number ABI v0 does not define.
@@ -64,7 +66,8 @@ const UNDEFINED_CALL: u64 = u64::MAX;
 const NO_MONITOR: u64 = u64::MAX;
 /// The monitor's ABI version, or [`NO_MONITOR`]; decides console, clock and exit.
 static ABI_VERSION: AtomicU64 = AtomicU64::new(NO_MONITOR);
-/// How the LAPIC timer was set up at boot: 0 not at all (unsupported), else 1 + [`Mode`].
+/// How the LAPIC timer was set up at boot: [`TIMER_NONE`] (the CPU lacks TSC-deadline mode),
+/// [`TIMER_XAPIC`] or [`TIMER_X2APIC`].
 static TIMER: AtomicU8 = AtomicU8::new(TIMER_NONE);
 const TIMER_NONE: u8 = 0;
 const TIMER_XAPIC: u8 = 1;
@@ -225,7 +228,8 @@ fn tsc_khz() -> u64 {
 }
 
 /// Measures the TSC over [`CALIBRATION_NS`] of the monitor's clock. Each clock read is
-/// bracketed by two TSC reads and paired with their midpoint.
+/// bracketed by two TSC reads and paired with their midpoint. `None` if the clock fails or
+/// does not advance within [`CALIBRATION_READS`] reads.
 fn calibrate_against_monitor_clock() -> Option<u64> {
     let sample = || -> Option<(u64, u64)> {
         let before = x86::rdtsc();
@@ -234,13 +238,14 @@ fn calibrate_against_monitor_clock() -> Option<u64> {
         Some((before + (after - before) / 2, ns))
     };
     let (tsc0, ns0) = sample()?;
-    loop {
+    for _ in 0..CALIBRATION_READS {
         let (tsc1, ns1) = sample()?;
         let elapsed = ns1.saturating_sub(ns0);
         if elapsed >= CALIBRATION_NS {
             return Some(tsc::khz_from(tsc1 - tsc0, elapsed, 1_000_000_000));
         }
     }
+    None
 }
 
 /// Makes the calls ABI v0 must refuse and prints one line with their statuses:
@@ -310,8 +315,9 @@ pub fn shutdown(code: u64) -> ! {
     syscall::halt()
 }
 
-/// Referenced by the precompiled `core` (built to unwind) in builds without LTO, such as the
-/// dev profile; never called, since the image aborts on panic.
+/// Referenced by the precompiled `core` (built to unwind) when the image is linked without
+/// LTO (both profiles use LTO, see `guests/Cargo.toml`); never called, since the image aborts
+/// on panic.
 #[no_mangle]
 extern "C" fn rust_eh_personality() {}
 

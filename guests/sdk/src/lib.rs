@@ -13,6 +13,11 @@
 //! guest-physical address), as the bulkhead boot contract establishes. Every buffer passed to
 //! a call is named to the monitor by its virtual address.
 //!
+//! On x86 the doorbell is an `out` instruction, so calls are made from ring 0 or from code
+//! with I/O permission (IOPL 3 or the TSS I/O bitmap). Software KVM ignores a guest's ring-3
+//! IOPL and raises #GP instead; a guest that calls from ring 3 there performs the `out` in
+//! its #GP handler (as `rt-demo` does).
+//!
 //! Detecting the monitor: every call first sets `status` to
 //! [`STATUS_UNANSWERED`](bulkhead_pvabi::STATUS_UNANSWERED). If it is still that after the
 //! doorbell, no bulkhead monitor is present (under QEMU, say, the doorbell port is unassigned

@@ -444,7 +444,14 @@ mod tests {
     fn wait_next_period_with_period_above_maximum_returns_invalid() {
         let (mem, h, p) = setup();
 
-        let (_, status, _) = call(&mem, &h, &p, &mut PvVcpuState::default(), 4, &[abi::MAX_PERIOD_NS + 1]);
+        let (_, status, _) = call(
+            &mem,
+            &h,
+            &p,
+            &mut PvVcpuState::default(),
+            4,
+            &[abi::MAX_PERIOD_NS + 1],
+        );
 
         assert_eq!(status, Error::Invalid as i64);
     }

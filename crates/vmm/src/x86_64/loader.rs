@@ -190,7 +190,8 @@ fn reset_stub(port: u16, value: u8) -> [u8; 10] {
 
 fn write_reset_stub(mem: &GuestMemory, platform: &AcpiPlatform) -> Result<(), LoadError> {
     let stub = reset_stub(platform.reset_port, platform.reset_value);
-    mem.write_slice(&stub, GuestAddress(RESET_VECTOR_ADDR)).map_err(LoadError::Memory)
+    mem.write_slice(&stub, GuestAddress(RESET_VECTOR_ADDR))
+        .map_err(LoadError::Memory)
 }
 
 fn read_magic(file: &mut File, path: &Path) -> Result<[u8; 4], LoadError> {
@@ -405,7 +406,10 @@ mod tests {
     fn reset_stub_writes_the_reset_value_to_the_reset_port_then_halts() {
         let stub = reset_stub(0x602, 0x01);
 
-        assert_eq!(stub, [0xb0, 0x01, 0xba, 0x02, 0x06, 0xee, 0xf4, 0xeb, 0xfd, 0x90]);
+        assert_eq!(
+            stub,
+            [0xb0, 0x01, 0xba, 0x02, 0x06, 0xee, 0xf4, 0xeb, 0xfd, 0x90]
+        );
         assert!(RESET_VECTOR_ADDR + stub.len() as u64 <= HIMEM_START);
     }
 

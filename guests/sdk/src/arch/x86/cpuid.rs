@@ -10,13 +10,13 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
 /// The features a periodic real-time guest needs to know about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Features {
-    /// CPUID.1:EDX[9]: an on-chip local APIC.
+    /// CPUID.1:EDX bit 9: an on-chip local APIC.
     pub apic: bool,
-    /// CPUID.1:ECX[21]: x2APIC mode.
+    /// CPUID.1:ECX bit 21: x2APIC mode.
     pub x2apic: bool,
-    /// CPUID.1:ECX[24]: the LAPIC timer's TSC-deadline mode.
+    /// CPUID.1:ECX bit 24: the LAPIC timer's TSC-deadline mode.
     pub tsc_deadline: bool,
-    /// CPUID.1:ECX[31]: running under a hypervisor.
+    /// CPUID.1:ECX bit 31: running under a hypervisor.
     pub hypervisor: bool,
 }
 

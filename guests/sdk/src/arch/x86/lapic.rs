@@ -62,8 +62,8 @@ impl LocalApic {
     /// returns a handle to it. Does not software-enable it (see [`reg::SVR`]).
     ///
     /// # Safety
-    /// The CPU has a local APIC (CPUID.1:EDX[9]) and, if `x2apic`, x2APIC support
-    /// (CPUID.1:ECX[21]); for xAPIC mode the page at [`XAPIC_BASE`] is identity-mapped
+    /// The CPU has a local APIC (CPUID.1:EDX bit 9) and, if `x2apic`, x2APIC support
+    /// (CPUID.1:ECX bit 21); for xAPIC mode the page at [`XAPIC_BASE`] is identity-mapped
     /// uncached and the base has not been moved. Nothing else uses the APIC concurrently.
     pub unsafe fn enable(x2apic: bool) -> LocalApic {
         // SAFETY: IA32_APIC_BASE exists when the CPU has an APIC (caller).
@@ -137,7 +137,7 @@ impl LocalApic {
     /// # Safety
     /// The LVT timer is in TSC-deadline mode and its vector has a handler.
     pub unsafe fn set_tsc_deadline(&self, tsc: u64) {
-        // SAFETY: IA32_TSC_DEADLINE exists when CPUID.1:ECX[24] is set, which the caller
+        // SAFETY: IA32_TSC_DEADLINE exists when CPUID.1:ECX bit 24 is set, which the caller
         // checked before choosing TSC-deadline mode.
         unsafe { msr::wrmsr(msr::IA32_TSC_DEADLINE, tsc) };
     }
