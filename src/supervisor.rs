@@ -107,6 +107,7 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
         .map(|p| Running {
             plan: p.clone(),
             child: None,
+            readers: Vec::new(),
             restarts: 0,
             last: None,
         })
