@@ -54,16 +54,24 @@ die() {
 	exit 1
 }
 
+as_root() {
+	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
 APT_UPDATED=0
 apt_update_once() {
 	[ "$APT_UPDATED" = 0 ] || return 0
 	APT_UPDATED=1
 	info "running apt-get update"
-	apt-get -o DPkg::Lock::Timeout=600 -qq update >/dev/null || die "apt-get update failed"
-}
 
-as_root() {
-	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+	for _ in 1 2 3 4 5 6; do
+		# Non-zero also when some third-party source is unreachable: the Debian lists may still
+		# have been refreshed, so carry on; resolving the packages tells.
+		as_root apt-get -o DPkg::Lock::Timeout=600 -qq update >/dev/null 2>&1 && return 0
+		# Another apt-get (another engineer's, a parallel build) may hold the lists lock.
+		sleep 5
+	done
+	printf 'build-images.sh: warning: apt-get update failed; using the current apt lists\n' >&2
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -259,8 +267,9 @@ make_initramfs() {
 	done < <("$BUSYBOX" --list-full)
 	install -m 0755 "$FILES_DIR/$init" "$root/init"
 	install -m 0644 "$FILES_DIR/lib.sh" "$root/etc/bulkhead/lib.sh"
-	mknod -m 600 "$root/dev/console" c 5 1
-	mknod -m 666 "$root/dev/null" c 1 3
+	# Device nodes so the kernel can open the initial console (needs root; /init copes without).
+	mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true
+	mknod -m 666 "$root/dev/null" c 1 3 2>/dev/null || true
 	echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 	echo "root:x:0:" >"$root/etc/group"
 	mkdir -p "$root/lib/modules/$KREL"

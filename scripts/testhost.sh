@@ -177,7 +177,7 @@ for d in ${SHARES[@]+"${SHARES[@]}"}; do
 	i=$((i + 1))
 done
 
-ROWS= COLS=
+ROWS='' COLS=''
 if [ "$MODE" = shell ] && [ -t 0 ]; then
 	read -r ROWS COLS < <(stty size 2>/dev/null || echo "")
 fi
@@ -213,9 +213,9 @@ if [ "$MODE" = shell ]; then
 	rc=$?
 	set -e
 	status=$(cat "$RUN_DIR/status" 2>/dev/null || echo)
-	[ "$rc" = 0 ] || err "QEMU exited with status $rc"
 	[[ $status =~ ^[0-9]+$ ]] && exit "$status"
-	exit 0
+	[ "$rc" = 0 ] || err "QEMU exited with status $rc"
+	exit "$rc"
 fi
 
 # --- run: stream the console, keep only CMD's output (unless --verbose) -------------------------
@@ -261,8 +261,8 @@ if [ "$qrc" = 124 ] || { [ "$qrc" = 137 ] && [ "$TIMEOUT" != 0 ]; }; then
 	KEEP_ON_FAIL=1
 	exit 124
 fi
-if [[ $status =~ ^[0-9]+$ ]] && [ "$status" != 125 ] || { [ "$status" = 125 ] && ! grep -q 'testhost-fatal:' "$LOG"; }; then
-	exit "$status"
+if [[ $status =~ ^[0-9]+$ ]]; then
+	exit "$status" # CMD's own status (a set-up failure writes "fatal" instead)
 fi
 err "the test host failed (QEMU exit status $qrc); console log:"
 [ "$VERBOSE" = 1 ] || tr -d '\r' <"$LOG" | tail -n 60 >&2

@@ -18,9 +18,13 @@ use crate::console::Console;
 
 /// Ports guests probe that no partition has, and that are not worth a log line: the POST/delay
 /// port 0x80 (Linux's I/O delay), the CMOS/RTC index and data ports, the PCI configuration
-/// mechanism #1 ports (there is no PCI bus: reads are all-ones, "no device").
+/// mechanism #1 ports (there is no PCI bus: reads are all-ones, "no device"), the LPC Super
+/// I/O configuration ports that hardware-monitor and watchdog drivers probe.
 fn is_quietly_absent(port: u16) -> bool {
-    matches!(port, 0x80 | 0x70 | 0x71 | 0xcf8..=0xcff)
+    matches!(
+        port,
+        0x80 | 0x70 | 0x71 | 0xcf8..=0xcff | 0x2e | 0x2f | 0x4e | 0x4f
+    )
 }
 
 /// The devices of a partition, shared by its vCPU threads.

@@ -75,7 +75,8 @@ impl Vcpu {
         let mut cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(VcpuError::Cpuid)?;
-        cpu::adjust_cpuid(&mut cpuid, index, count);
+        let tsc_deadline = kvm.check_extension(kvm_ioctls::Cap::TscDeadlineTimer);
+        cpu::adjust_cpuid(&mut cpuid, index, count, tsc_deadline);
         fd.set_cpuid2(&cpuid).map_err(VcpuError::Cpuid)?;
         fd.set_fpu(&cpu::boot_fpu())
             .map_err(|e| VcpuError::SetState("FPU", e))?;

@@ -50,23 +50,79 @@ pub enum EntryMode {
 }
 
 /// Adjusts the host-supported CPUID for vCPU `index` of `count`: APIC IDs, topology leaves,
-/// the hypervisor bit. TSC-deadline is kept as KVM reports it.
-pub fn adjust_cpuid(cpuid: &mut CpuId, index: u8, count: u8) {
+/// the hypervisor bit, the TSC-deadline timer when KVM emulates it (`tsc_deadline`: KVM has
+/// `KVM_CAP_TSC_DEADLINE_TIMER`, which `KVM_GET_SUPPORTED_CPUID` does not report by itself),
+/// and an XSAVE leaf consistent with the features advertised.
+pub fn adjust_cpuid(cpuid: &mut CpuId, index: u8, count: u8, tsc_deadline: bool) {
+    let xsave_features = xsave_components_advertised(cpuid);
     for e in cpuid.as_mut_slice() {
         match e.function {
             1 => {
                 // EBX[31:24] initial APIC ID, EBX[23:16] logical processors per package.
                 e.ebx = (e.ebx & 0x0000_ffff) | (u32::from(index) << 24) | (u32::from(count) << 16);
                 e.ecx |= CPUID1_ECX_HYPERVISOR;
+                if tsc_deadline {
+                    e.ecx |= CPUID1_ECX_TSC_DEADLINE;
+                }
                 if count > 1 {
                     e.edx |= 1 << 28; // HTT: the package field above is valid.
                 }
             }
             // Extended topology: x2APIC ID of this vCPU in EDX, for every sub-leaf.
             0xb | 0x1f => e.edx = u32::from(index),
+            // XSAVE user components (Intel SDM vol. 1, §13.2): offer only those whose
+            // feature flag is advertised, or the guest finds an inconsistent XSAVE layout.
+            0xd if e.index == 0 => e.eax &= xsave_features,
+            0xd if (2..32).contains(&e.index) && xsave_features & (1 << e.index) == 0 => {
+                (e.eax, e.ebx, e.ecx, e.edx) = (0, 0, 0, 0);
+            }
             _ => {}
         }
     }
+    let max_size = cpuid
+        .as_slice()
+        .iter()
+        .filter(|e| {
+            e.function == 0xd && (2..32).contains(&e.index) && xsave_features & (1 << e.index) != 0
+        })
+        .map(|e| e.ebx + e.eax)
+        .fold(XSAVE_LEGACY_AND_HEADER, u32::max);
+    for e in cpuid
+        .as_mut_slice()
+        .iter_mut()
+        .filter(|e| e.function == 0xd && e.index == 0)
+    {
+        (e.ebx, e.ecx) = (max_size, max_size);
+    }
+}
+
+/// Legacy XSAVE area (512) plus XSAVE header (64).
+const XSAVE_LEGACY_AND_HEADER: u32 = 576;
+
+/// XCR0 bits whose CPUID feature flag is present: x87 and SSE always; AVX (1.ECX[28]);
+/// MPX (7.EBX[14]); AVX-512 (7.EBX[16]); PKRU (7.ECX[3]); AMX (7.EDX[24]).
+fn xsave_components_advertised(cpuid: &CpuId) -> u32 {
+    let leaf = |function: u32| {
+        cpuid
+            .as_slice()
+            .iter()
+            .find(|e| e.function == function && e.index == 0)
+            .copied()
+    };
+    let (l1, l7) = (leaf(1).unwrap_or_default(), leaf(7).unwrap_or_default());
+    let mut mask = 0b11;
+    for (present, bits) in [
+        (l1.ecx & (1 << 28) != 0, 1 << 2),
+        (l7.ebx & (1 << 14) != 0, 0b11 << 3),
+        (l7.ebx & (1 << 16) != 0, 0b111 << 5),
+        (l7.ecx & (1 << 3) != 0, 1 << 9),
+        (l7.edx & (1 << 24) != 0, 0b11 << 17),
+    ] {
+        if present {
+            mask |= bits;
+        }
+    }
+    mask
 }
 
 /// Whether the CPUID advertises the TSC-deadline timer.
@@ -265,6 +321,54 @@ mod tests {
         assert_eq!(sregs.cr0 & (CR0_PE | CR0_PG), CR0_PE);
         assert_eq!((sregs.cs.db, sregs.cs.l, sregs.efer), (1, 0, 0));
         assert_eq!(regs.rbx, 0x6000);
+    }
+
+    fn entry(function: u32, index: u32, regs: [u32; 4]) -> kvm_bindings::kvm_cpuid_entry2 {
+        let [eax, ebx, ecx, edx] = regs;
+        kvm_bindings::kvm_cpuid_entry2 {
+            function,
+            index,
+            eax,
+            ebx,
+            ecx,
+            edx,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn xsave_leaf_offers_only_components_whose_features_are_advertised() {
+        let mut cpuid = CpuId::from_entries(&[
+            entry(1, 0, [0, 0, 0, 0]),      // no AVX
+            entry(7, 0, [0, 0, 1 << 3, 0]), // PKU
+            entry(0xd, 0, [0x207, 0x240, 0xa88, 0]),
+            entry(0xd, 2, [256, 576, 0, 0]),
+            entry(0xd, 9, [8, 0xa80, 0, 0]),
+        ])
+        .unwrap();
+
+        adjust_cpuid(&mut cpuid, 0, 1, false);
+        let leaf = |i: u32| {
+            *cpuid
+                .as_slice()
+                .iter()
+                .find(|e| e.function == 0xd && e.index == i)
+                .unwrap()
+        };
+
+        assert_eq!(leaf(0).eax, 0x203);
+        assert_eq!((leaf(0).ebx, leaf(0).ecx), (0xa88, 0xa88));
+        assert_eq!(leaf(2).eax, 0);
+    }
+
+    #[test]
+    fn tsc_deadline_is_advertised_when_kvm_emulates_it() {
+        let mut cpuid = CpuId::from_entries(&[entry(1, 0, [0, 0, 0, 0])]).unwrap();
+
+        adjust_cpuid(&mut cpuid, 1, 2, true);
+
+        assert!(has_tsc_deadline(&cpuid));
+        assert_eq!(cpuid.as_slice()[0].ebx >> 24, 1);
     }
 
     #[test]
