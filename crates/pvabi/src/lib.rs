@@ -164,6 +164,6 @@ mod tests {
     fn call_block_fields_fit_the_block() {
         assert_eq!(offset::ARGS + CALL_ARGS * 8, offset::STATUS);
         assert_eq!(offset::VALUES + CALL_VALUES * 8, offset::RESERVED);
-        assert!(offset::RESERVED < CALL_BLOCK_SIZE);
+        const { assert!(offset::RESERVED < CALL_BLOCK_SIZE) };
     }
 }
