@@ -89,22 +89,10 @@ fn run_partition(file: &Path, name: &str) -> ExitCode {
     match bulkhead_partition::run_partition(partition, &log) {
         Ok(reason) => ExitCode::from(reason.exit_code() as u8),
         Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
+            eprintln!("error: {:#}", anyhow::Error::new(e));
             ExitCode::FAILURE
         }
     }
-}
-
-/// `a: b: c` for an error and its sources.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
 }
 
 /// The path of this executable, to re-execute for partitions.
