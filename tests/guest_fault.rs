@@ -44,9 +44,24 @@ fn triple_fault_stops_only_its_partition_and_is_reported_as_a_guest_fault() {
         l.contains("faulty: stopped: guest fault")
     });
     let (status, lines) = run.finish(Duration::from_secs(30));
-    let steady_stats = lines.iter().filter(|(_, l)| l.starts_with("steady| rt-stats ")).count();
+    let steady_stats = lines
+        .iter()
+        .filter(|(_, l)| l.starts_with("steady| rt-stats "))
+        .count();
 
-    assert!(steady_stats >= 2, "the other partition kept running: {lines:#?}");
-    assert!(lines.iter().any(|(_, l)| l.contains("steady: stopped: powered off")), "{lines:#?}");
-    assert_eq!(status.code(), Some(1), "a faulted partition makes the run unclean");
+    assert!(
+        steady_stats >= 2,
+        "the other partition kept running: {lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(_, l)| l.contains("steady: stopped: powered off")),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a faulted partition makes the run unclean"
+    );
 }
