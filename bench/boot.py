@@ -39,10 +39,12 @@ TIMEOUT_S = 300
 
 
 def description(tmp, label, kernel, initrd, cmdline, mem, vcpus):
+    """A one-partition description; vCPU i on host CPU i (QEMU's threads float over both)."""
     path = os.path.join(tmp, f"{label}.toml")
+    cpus = ", ".join(str(i) for i in range(vcpus))
     with open(path, "w") as f:
         f.write(f'[system]\nname = "bench"\n\n[[partition]]\nname = "guest"\ncriticality = "low"\n'
-                f'vcpus = {vcpus}\ncpus = [0]\nmemory_mib = {mem}\nkernel = "{kernel}"\n'
+                f'vcpus = {vcpus}\ncpus = [{cpus}]\nmemory_mib = {mem}\nkernel = "{kernel}"\n'
                 + (f'initrd = "{initrd}"\n' if initrd else "")
                 + f'cmdline = "{cmdline}"\n')
     return path
