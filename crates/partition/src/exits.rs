@@ -19,11 +19,12 @@ use crate::console::Console;
 /// Ports guests probe that no partition has, and that are not worth a log line: the POST/delay
 /// port 0x80 (Linux's I/O delay), the CMOS/RTC index and data ports, the PCI configuration
 /// mechanism #1 ports (there is no PCI bus: reads are all-ones, "no device"), the LPC Super
-/// I/O configuration ports that hardware-monitor and watchdog drivers probe.
+/// I/O configuration ports that hardware-monitor and watchdog drivers probe, and the other
+/// legacy UARTs (COM2-COM4) that the 8250 driver probes.
 fn is_quietly_absent(port: u16) -> bool {
     matches!(
         port,
-        0x80 | 0x70 | 0x71 | 0xcf8..=0xcff | 0x2e | 0x2f | 0x4e | 0x4f
+        0x80 | 0x70 | 0x71 | 0xcf8..=0xcff | 0x2e | 0x2f | 0x4e | 0x4f | 0x2f8..=0x2ff | 0x3e8..=0x3ef | 0x2e8..=0x2ef
     )
 }
 
