@@ -1,4 +1,5 @@
-//! The files a description names: resolving their paths and checking that they can be used.
+//! The files a description names: resolving their paths and checking that they can be used
+//! (kernels, initrds, console logs, disk images, vsock sockets).
 //!
 //! Kernel formats recognised (the loaders in the VMM accept exactly these):
 //! - bzImage: the Linux x86 boot protocol setup header, magic "HdrS" at offset 0x202
@@ -6,8 +7,9 @@
 //! - ELF: `e_ident` magic `0x7f 'E' 'L' 'F'`, `EI_CLASS` = `ELFCLASS64`, `e_machine` =
 //!   `EM_X86_64`, read little-endian (System V ABI, "ELF Header").
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::plan::KernelFormat;
@@ -46,6 +48,12 @@ pub(crate) enum FileError {
     NotAFolder { path: PathBuf, folder: PathBuf },
     #[error("{path:?} is a folder, not a file")]
     IsAFolder { path: PathBuf },
+    #[error("{path:?} is not a regular file (it is {what})")]
+    NotARegularFile { path: PathBuf, what: &'static str },
+    #[error(
+        "cannot open {path:?} for writing: {source}; set read_only = true to use it read-only"
+    )]
+    NotWritable { path: PathBuf, source: io::Error },
 }
 
 /// `path` made absolute: a leading `~/` is the user's home folder (`$HOME`), other relative
@@ -94,9 +102,68 @@ pub(crate) fn readable(path: &Path) -> Result<(), FileError> {
         })
 }
 
-/// Checks that a log file can be created at `path`: its folder exists, and `path` is not
-/// itself a folder.
-pub(crate) fn log_file_creatable(path: &Path) -> Result<(), FileError> {
+/// Checks that a raw disk image at `path` can be used: it is a regular file (never opened
+/// otherwise, so a FIFO cannot block validation), it can be read and, if `writable`, opened
+/// for writing (which changes nothing in it). Returns its canonical path, which tells whether
+/// two devices share an image.
+pub(crate) fn disk_image(path: &Path, writable: bool) -> Result<PathBuf, FileError> {
+    let read_error = |source| FileError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file_type = std::fs::metadata(path).map_err(read_error)?.file_type();
+    if !file_type.is_file() {
+        return Err(FileError::NotARegularFile {
+            path: path.to_path_buf(),
+            what: describe_file_type(file_type),
+        });
+    }
+    readable(path)?;
+    if writable {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|source| FileError::NotWritable {
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
+    std::fs::canonicalize(path).map_err(read_error)
+}
+
+/// Checks that a Unix socket can be at `path` (see [`creatable`]) and returns the path with
+/// its folder canonical, which tells whether two ports name the same socket even though the
+/// socket itself need not exist yet.
+pub(crate) fn socket_path(path: &Path) -> Result<PathBuf, FileError> {
+    creatable(path)?;
+    let canonical = match (path.parent(), path.file_name()) {
+        (Some(folder), Some(name)) => std::fs::canonicalize(folder).map(|f| f.join(name)),
+        _ => std::fs::canonicalize(path),
+    };
+    Ok(canonical.unwrap_or_else(|_| path.to_path_buf()))
+}
+
+/// What kind of file other than a regular one `file_type` is, with its article.
+fn describe_file_type(file_type: std::fs::FileType) -> &'static str {
+    if file_type.is_dir() {
+        "a folder"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "some other kind of file"
+    }
+}
+
+/// Checks that a file (a console log, a Unix socket) can be created at `path`: its folder
+/// exists, and `path` is not itself a folder.
+pub(crate) fn creatable(path: &Path) -> Result<(), FileError> {
     let folder = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("/"),
@@ -232,6 +299,38 @@ mod tests {
         let resolved = resolve(Path::new("/etc/bulkhead"), "/boot/vmlinuz");
 
         assert_eq!(resolved, PathBuf::from("/boot/vmlinuz"));
+    }
+
+    #[test]
+    fn character_device_is_not_a_disk_image() {
+        let result = disk_image(Path::new("/dev/null"), false);
+
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "\"/dev/null\" is not a regular file (it is a character device)"
+        );
+    }
+
+    #[test]
+    fn socket_path_has_its_folder_canonical() {
+        let folder = std::fs::canonicalize(std::env::temp_dir()).unwrap();
+        let spelled = folder
+            .join("..")
+            .join(folder.file_name().unwrap())
+            .join("a.sock");
+
+        let canonical = socket_path(&spelled).unwrap();
+
+        assert_eq!(canonical, folder.join("a.sock"));
+    }
+
+    #[test]
+    fn socket_path_that_is_a_folder_is_refused() {
+        let folder = std::env::temp_dir();
+
+        let result = socket_path(&folder);
+
+        assert!(matches!(result, Err(FileError::IsAFolder { .. })));
     }
 
     #[test]

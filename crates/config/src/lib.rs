@@ -3,8 +3,9 @@
 //!
 //! This crate owns the description's format (its keys, types, units, defaults and limits,
 //! documented in `docs/system-description.md`) and every check that can be made before any
-//! partition exists: names, sizes, host CPUs and memory, and the kernel, initrd and console
-//! log files. It knows nothing of KVM or processes; `bulkhead check` and `bulkhead run` call
+//! partition exists: names, sizes, host CPUs and memory, the kernel, initrd and console log
+//! files, and each partition's virtio devices (their images, addresses, backends and sockets,
+//! and the links between partitions). It knows nothing of KVM or processes; `bulkhead check` and `bulkhead run` call
 //! [`load`] on the main thread before anything else is built.
 //!
 //! Invariants:
@@ -23,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+mod device;
 mod files;
 mod host;
 mod partition;
@@ -35,7 +37,10 @@ mod system;
 use std::path::Path;
 
 pub use host::HostFacts;
-pub use plan::{Criticality, KernelFormat, OnReset, PartitionPlan, SystemPlan};
+pub use plan::{
+    BlockPlan, Criticality, DeviceKind, DevicePlan, KernelFormat, NetBackend, NetPlan, OnReset,
+    PartitionPlan, RngPlan, SystemPlan, VsockPlan, VsockPort,
+};
 pub use problem::{Problem, Refusal};
 
 use problem::Report;

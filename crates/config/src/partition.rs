@@ -1,11 +1,13 @@
-//! One `[[partition]]` table: its keys, their types and ranges, and the files it names.
-//! Rules that involve several partitions are in [`crate::system`].
+//! One `[[partition]]` table: its keys, their types and ranges, and the files it names. Its
+//! `[[partition.device]]` tables are read by [`crate::device`]; rules that involve several
+//! partitions are in [`crate::system`].
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, DeValue};
 
+use crate::device::{self, Devices, Owner};
 use crate::files;
 use crate::host::HostFacts;
 use crate::plan::{Criticality, OnReset, PartitionPlan};
@@ -27,6 +29,7 @@ pub(crate) const KEYS: &[&str] = &[
     "console_log",
     "on_reset",
     "max_restarts",
+    "device",
 ];
 
 const CRITICALITIES: &[(&str, Criticality)] =
@@ -46,6 +49,8 @@ pub(crate) struct Draft {
     /// Accepted host CPUs, each with the place of its list element.
     pub(crate) cpus: Vec<ListedCpu>,
     pub(crate) memory_mib: Option<Located<u64>>,
+    /// The `[[partition.device]]` tables as read, for the system-wide device rules.
+    pub(crate) devices: Devices,
 }
 
 /// Where relative paths start and what the host offers.
@@ -89,6 +94,14 @@ pub(crate) fn read(
     let max_restarts = fields
         .integer(report, "max_restarts", 0..=u32::MAX)
         .map(|m| m.map_or(rules::DEFAULT_MAX_RESTARTS, |m| m.value));
+    let owner = Owner {
+        base: &context.base,
+        name: name
+            .as_ref()
+            .map(|name| name.value.as_str())
+            .map_err(|r| *r),
+    };
+    let devices = device::read_all(report, &fields, &owner);
 
     let plan = (|| {
         let (kernel, kernel_format) = kernel?;
@@ -109,6 +122,7 @@ pub(crate) fn read(
             console_log: console_log?,
             on_reset: on_reset?.unwrap_or(OnReset::Restart),
             max_restarts: max_restarts?,
+            devices: devices.plans()?,
         })
     })();
     Draft {
@@ -119,6 +133,7 @@ pub(crate) fn read(
         criticality: criticality.ok(),
         cpus: cpus.accepted,
         memory_mib: memory.ok(),
+        devices,
     }
 }
 
@@ -239,7 +254,7 @@ fn check_cpu(
 }
 
 /// A path key: `Ok(None)` if absent, the resolved path otherwise.
-fn read_path(
+pub(crate) fn read_path(
     report: &mut Report<'_>,
     fields: &Fields<'_, '_>,
     name: &str,
@@ -292,7 +307,7 @@ fn read_console_log(
     let Some(path) = read_path(report, fields, "console_log", base)? else {
         return Ok(None);
     };
-    match files::log_file_creatable(&path.value) {
+    match files::creatable(&path.value) {
         Ok(()) => Ok(Some(path.value)),
         Err(error) => Err(report.at(path.span, fields.key("console_log"), error.to_string())),
     }

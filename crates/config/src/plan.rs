@@ -53,6 +53,10 @@ pub struct PartitionPlan {
     pub on_reset: OnReset,
     /// Bound on automatic restarts (default [`crate::rules::DEFAULT_MAX_RESTARTS`]).
     pub max_restarts: u32,
+    /// The `[[partition.device]]` tables, in file order: `devices[i].index == i`; at most
+    /// [`crate::rules::MAX_DEVICES`]; at most one `rng`, one `console` and one `vsock`.
+    /// Empty when the partition declares none.
+    pub devices: Vec<DevicePlan>,
 }
 
 impl PartitionPlan {
@@ -61,6 +65,113 @@ impl PartitionPlan {
         // `cpus` is never empty in a plan; `max(1)` keeps this total anyway.
         let slot = usize::try_from(vcpu).unwrap_or(usize::MAX) % self.cpus.len().max(1);
         self.cpus.get(slot).copied().unwrap_or_default()
+    }
+}
+
+/// One virtio device of a partition, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DevicePlan {
+    /// Position of the `[[partition.device]]` table within its partition, from 0.
+    pub index: usize,
+    pub kind: DeviceKind,
+}
+
+/// What a device is, with what it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// virtio-blk backed by a raw image file.
+    Block(BlockPlan),
+    /// virtio-rng (entropy from the host).
+    Rng(RngPlan),
+    /// virtio-console, the guest's `hvc0`.
+    Console,
+    /// virtio-net.
+    Net(NetPlan),
+    /// virtio-vsock.
+    Vsock(VsockPlan),
+}
+
+/// A virtio-blk device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BlockPlan {
+    /// Absolute path of the raw image; a regular file, readable (and writable unless
+    /// `read_only`) when validated. Any other device of the system with the same image (same
+    /// canonical path) is, like this one, read-only.
+    pub path: PathBuf,
+    pub read_only: bool,
+    /// The serial returned to `VIRTIO_BLK_T_GET_ID`; valid by
+    /// [`crate::rules::is_valid_block_id`]. Defaults to `<partition>-vd<letter>`.
+    pub id: String,
+}
+
+/// A virtio-rng device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RngPlan {
+    /// Most bytes of entropy given per request; in
+    /// [`crate::rules::RNG_MAX_BYTES_PER_REQUEST_RANGE`].
+    pub max_bytes_per_request: u32,
+}
+
+/// A virtio-net device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NetPlan {
+    /// A unicast, non-zero address, unique in the system.
+    pub mac: [u8; 6],
+    pub backend: NetBackend,
+}
+
+/// Where the frames of a net device go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetBackend {
+    /// A host TAP device; `name` is valid by [`crate::rules::is_valid_tap_name`] and used by
+    /// no other device of the system.
+    Tap { name: String },
+    /// A direct link to another partition of the system, which has exactly one net device
+    /// linked back to this partition; this partition has exactly one linked to it.
+    Link { partition: String },
+}
+
+/// A virtio-vsock device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VsockPlan {
+    /// The guest's CID; in [`crate::rules::VSOCK_CID_RANGE`], unique in the system.
+    pub cid: u32,
+    /// Guest ports forwarded to host sockets, in file order; no port twice.
+    pub ports: Vec<VsockPort>,
+}
+
+/// A guest vsock port and the host Unix socket it is connected to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VsockPort {
+    /// In [`crate::rules::VSOCK_PORT_RANGE`].
+    pub port: u32,
+    /// Absolute path; its folder existed when validated; no other port of the system has the
+    /// same socket.
+    pub socket: PathBuf,
+}
+
+impl DeviceKind {
+    /// The spelling of `kind` in the description.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeviceKind::Block(_) => "block",
+            DeviceKind::Rng(_) => "rng",
+            DeviceKind::Console => "console",
+            DeviceKind::Net(_) => "net",
+            DeviceKind::Vsock(_) => "vsock",
+        }
+    }
+}
+
+impl fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -38,13 +38,38 @@ impl<'a, 'i> Fields<'a, 'i> {
         prefix: String,
         accepted: &[&str],
     ) -> Self {
+        Self::view(report, table, span, prefix, accepted, None)
+    }
+
+    /// Like [`Fields::new`], naming what the table is in unknown-key messages: with `subject`
+    /// "a block device", `unknown key for a block device; accepted keys are …`.
+    pub(crate) fn of(
+        report: &mut Report<'_>,
+        table: &'a DeTable<'i>,
+        span: Range<usize>,
+        prefix: String,
+        accepted: &[&str],
+        subject: &str,
+    ) -> Self {
+        Self::view(report, table, span, prefix, accepted, Some(subject))
+    }
+
+    fn view(
+        report: &mut Report<'_>,
+        table: &'a DeTable<'i>,
+        span: Range<usize>,
+        prefix: String,
+        accepted: &[&str],
+        subject: Option<&str>,
+    ) -> Self {
         let mut entries = Vec::with_capacity(table.len());
         for (key, value) in table.iter() {
             let name: &str = key.get_ref();
             if accepted.contains(&name) {
                 entries.push((name, value));
             } else {
-                report_unknown_key(report, key, &join_key(&prefix, name), accepted);
+                let path = join_key(&prefix, name);
+                report_unknown_key(report, key, &path, accepted, subject);
             }
         }
         Fields {
@@ -57,6 +82,11 @@ impl<'a, 'i> Fields<'a, 'i> {
     /// Span of the table's header (or of the inline table).
     pub(crate) fn span(&self) -> Range<usize> {
         self.span.clone()
+    }
+
+    /// Dotted path of the table itself.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// Dotted path of key `name` of this table.
@@ -105,6 +135,30 @@ impl<'a, 'i> Fields<'a, 'i> {
                 value.span(),
                 self.key(name),
                 "a string",
+                other,
+            )),
+        }
+    }
+
+    /// A boolean value.
+    pub(crate) fn boolean(
+        &self,
+        report: &mut Report<'_>,
+        name: &str,
+    ) -> Result<Option<Located<bool>>, Reported> {
+        let Some(value) = self.get(name) else {
+            return Ok(None);
+        };
+        match value.get_ref() {
+            DeValue::Boolean(b) => Ok(Some(Located {
+                value: *b,
+                span: value.span(),
+            })),
+            other => Err(wrong_type(
+                report,
+                value.span(),
+                self.key(name),
+                "a boolean",
                 other,
             )),
         }
@@ -282,10 +336,15 @@ fn report_unknown_key(
     key: &Spanned<DeString<'_>>,
     path: &str,
     accepted: &[&str],
+    subject: Option<&str>,
 ) {
+    let unknown = match subject {
+        Some(subject) => format!("unknown key for {subject}"),
+        None => "unknown key".to_owned(),
+    };
     let message = match rules::closest(key.get_ref(), accepted) {
-        Some(suggestion) => format!("unknown key (did you mean {suggestion:?}?)"),
-        None => format!("unknown key; accepted keys are {}", accepted.join(", ")),
+        Some(suggestion) => format!("{unknown} (did you mean {suggestion:?}?)"),
+        None => format!("{unknown}; accepted keys are {}", accepted.join(", ")),
     };
     report.at(key.span(), path, message);
 }

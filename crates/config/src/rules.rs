@@ -31,6 +31,32 @@ pub const RT_PRIORITY_RANGE: std::ops::RangeInclusive<u8> = 1..=99;
 /// `max_restarts` when not set.
 pub const DEFAULT_MAX_RESTARTS: u32 = 10;
 
+/// Most devices one partition may declare. The platform wires each virtio-mmio device to an
+/// interrupt line of its own, and 19 IOAPIC lines are left once the legacy devices have
+/// theirs.
+pub const MAX_DEVICES: usize = 19;
+
+/// Longest virtio-blk serial (`id`), in bytes: the answer to `VIRTIO_BLK_T_GET_ID` is at most
+/// 20 bytes (`VIRTIO_BLK_ID_BYTES`, virtio 1.2 section 5.2.6).
+pub const BLOCK_ID_MAX_BYTES: usize = 20;
+
+/// `max_bytes_per_request` of an `rng` device that does not set it.
+pub const DEFAULT_RNG_MAX_BYTES_PER_REQUEST: u32 = 4096;
+
+/// Accepted `max_bytes_per_request` values of an `rng` device (up to 1 MiB).
+pub const RNG_MAX_BYTES_PER_REQUEST_RANGE: std::ops::RangeInclusive<u32> = 1..=1 << 20;
+
+/// Longest host TAP device name: `IFNAMSIZ` (16) minus the terminating NUL
+/// (`include/uapi/linux/if.h`).
+pub const TAP_NAME_MAX_LEN: usize = 15;
+
+/// Accepted guest CIDs of a `vsock` device: 0 and 1 are reserved, 2 is the host
+/// (`VMADDR_CID_HOST`) and `u32::MAX` is `VMADDR_CID_ANY` (vsock(7); virtio 1.2 section 5.10).
+pub const VSOCK_CID_RANGE: std::ops::RangeInclusive<u32> = 3..=0xFFFF_FFFE;
+
+/// Accepted vsock ports: every `u32` but `VMADDR_PORT_ANY` (`u32::MAX`, vsock(7)).
+pub const VSOCK_PORT_RANGE: std::ops::RangeInclusive<u32> = 0..=0xFFFF_FFFE;
+
 /// Whether `name` is acceptable for the system or a partition: 1 to [`NAME_MAX_LEN`]
 /// characters from `a-z`, `0-9` and `-`, the first a letter.
 pub fn is_valid_name(name: &str) -> bool {
@@ -50,6 +76,78 @@ pub(crate) fn cmdline_problem(cmdline: &str) -> Option<String> {
         ))
     } else if cmdline.contains(['\0', '\n', '\r']) {
         Some("command line contains a NUL or line-break character".to_owned())
+    } else {
+        None
+    }
+}
+
+/// Whether `name` is acceptable as a host TAP device name: 1 to [`TAP_NAME_MAX_LEN`]
+/// characters from `A-Z`, `a-z`, `0-9`, `_`, `.` and `-`, and neither `.` nor `..` (which
+/// Linux refuses, `dev_valid_name()` in `net/core/dev.c`).
+pub fn is_valid_tap_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= TAP_NAME_MAX_LEN
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Whether `id` is acceptable as a virtio-blk serial: 1 to [`BLOCK_ID_MAX_BYTES`] printable
+/// ASCII characters (space to `~`).
+pub fn is_valid_block_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= BLOCK_ID_MAX_BYTES && id.chars().all(|c| matches!(c, ' '..='~'))
+}
+
+/// The serial of the `ordinal`-th block device (from 0) of partition `partition` when it sets
+/// no `id`: `<partition>-vd<letter>`, `a` for the first, as Linux names the guest's disks. A
+/// partition name too long for [`BLOCK_ID_MAX_BYTES`] is cut short to fit. `ordinal` is below
+/// [`MAX_DEVICES`], so the letter stays within `a..=z`.
+pub(crate) fn default_block_id(partition: &str, ordinal: usize) -> String {
+    let letter = u8::try_from(ordinal % 26).map_or('a', |offset| char::from(b'a' + offset));
+    let suffix = format!("-vd{letter}");
+    let room = BLOCK_ID_MAX_BYTES - suffix.len();
+    // Partition names are ASCII, so every byte index is a character boundary.
+    let stem = partition
+        .get(..room.min(partition.len()))
+        .unwrap_or(partition);
+    format!("{stem}{suffix}")
+}
+
+/// A MAC address written as six two-digit hexadecimal octets separated by `:`
+/// (`52:54:00:12:34:01`, either case).
+pub(crate) fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut octets = text.split(':');
+    for byte in &mut mac {
+        let octet = octets.next()?;
+        if octet.len() != 2 || !octet.chars().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        *byte = u8::from_str_radix(octet, 16).ok()?;
+    }
+    octets.next().is_none().then_some(mac)
+}
+
+/// `mac` in the description's notation, lower case.
+pub(crate) fn format_mac(mac: [u8; 6]) -> String {
+    let octets: Vec<String> = mac.iter().map(|octet| format!("{octet:02x}")).collect();
+    octets.join(":")
+}
+
+/// What makes a well-formed MAC address unusable for a guest's NIC, if anything: the group
+/// bit (bit 0 of the first octet, IEEE 802-2014 section 8.2) marks a multicast address, and
+/// the all-zero address is refused by Linux's `is_valid_ether_addr()`.
+pub(crate) fn mac_problem(mac: [u8; 6]) -> Option<String> {
+    if mac[0] & 1 == 1 {
+        Some(format!(
+            "{} is a multicast address (bit 0 of the first octet is set); a device needs a \
+             unicast address",
+            format_mac(mac)
+        ))
+    } else if mac == [0; 6] {
+        Some("00:00:00:00:00:00 is not a usable address".to_owned())
     } else {
         None
     }
@@ -140,6 +238,153 @@ mod tests {
     #[test]
     fn cmdline_with_carriage_return_is_refused() {
         let problem = cmdline_problem("quiet\rroot=/dev/vda");
+
+        assert!(problem.is_some());
+    }
+
+    #[test]
+    fn tap_name_of_fifteen_characters_is_valid() {
+        let valid = is_valid_tap_name("bh-linux0_eth.1");
+
+        assert!(valid);
+    }
+
+    #[test]
+    fn tap_name_of_sixteen_characters_is_invalid() {
+        let valid = is_valid_tap_name(&"t".repeat(16));
+
+        assert!(!valid);
+    }
+
+    #[test]
+    fn tap_name_with_slash_is_invalid() {
+        let valid = is_valid_tap_name("tap/0");
+
+        assert!(!valid);
+    }
+
+    #[test]
+    fn tap_name_dot_dot_is_invalid() {
+        let valid = is_valid_tap_name("..");
+
+        assert!(!valid);
+    }
+
+    #[test]
+    fn block_id_of_twenty_printable_characters_is_valid() {
+        let valid = is_valid_block_id("Disk 0 ~ serial #123");
+
+        assert!(valid);
+    }
+
+    #[test]
+    fn block_id_of_twenty_one_characters_is_invalid() {
+        let valid = is_valid_block_id(&"d".repeat(21));
+
+        assert!(!valid);
+    }
+
+    #[test]
+    fn block_id_with_non_ascii_character_is_invalid() {
+        let valid = is_valid_block_id("disk-é");
+
+        assert!(!valid);
+    }
+
+    #[test]
+    fn block_id_with_tab_is_invalid() {
+        let valid = is_valid_block_id("disk\t0");
+
+        assert!(!valid);
+    }
+
+    #[test]
+    fn default_block_id_names_the_first_disk_vda() {
+        let id = default_block_id("linux", 0);
+
+        assert_eq!(id, "linux-vda");
+    }
+
+    #[test]
+    fn default_block_id_of_third_disk_ends_in_c() {
+        let id = default_block_id("linux", 2);
+
+        assert_eq!(id, "linux-vdc");
+    }
+
+    #[test]
+    fn default_block_id_cuts_a_long_partition_name_to_fit_twenty_bytes() {
+        let id = default_block_id("a-rather-long-partition-name", 0);
+
+        assert_eq!(id, "a-rather-long-pa-vda");
+    }
+
+    #[test]
+    fn mac_in_either_case_is_parsed() {
+        let mac = parse_mac("52:54:00:aB:cd:EF");
+
+        assert_eq!(mac, Some([0x52, 0x54, 0x00, 0xab, 0xcd, 0xef]));
+    }
+
+    #[test]
+    fn mac_with_five_octets_is_refused() {
+        let mac = parse_mac("52:54:00:12:34");
+
+        assert_eq!(mac, None);
+    }
+
+    #[test]
+    fn mac_with_seven_octets_is_refused() {
+        let mac = parse_mac("52:54:00:12:34:56:78");
+
+        assert_eq!(mac, None);
+    }
+
+    #[test]
+    fn mac_with_one_digit_octet_is_refused() {
+        let mac = parse_mac("52:54:0:12:34:56");
+
+        assert_eq!(mac, None);
+    }
+
+    #[test]
+    fn mac_with_dashes_is_refused() {
+        let mac = parse_mac("52-54-00-12-34-56");
+
+        assert_eq!(mac, None);
+    }
+
+    #[test]
+    fn mac_with_sign_in_octet_is_refused() {
+        let mac = parse_mac("52:54:00:12:34:+5");
+
+        assert_eq!(mac, None);
+    }
+
+    #[test]
+    fn mac_is_formatted_in_lower_case() {
+        let text = format_mac([0x52, 0x54, 0x00, 0xab, 0xcd, 0xef]);
+
+        assert_eq!(text, "52:54:00:ab:cd:ef");
+    }
+
+    #[test]
+    fn locally_administered_unicast_mac_is_usable() {
+        let problem = mac_problem([0x52, 0x54, 0, 0x12, 0x34, 0x01]);
+
+        assert_eq!(problem, None);
+    }
+
+    #[test]
+    fn mac_with_group_bit_is_refused_as_multicast() {
+        let problem = mac_problem([0x01, 0, 0x5e, 0, 0, 0x01]);
+
+        assert!(problem.is_some_and(|p| p.contains("multicast")));
+    }
+
+    #[test]
+    fn all_zero_mac_is_refused() {
+        let problem = mac_problem([0; 6]);
 
         assert!(problem.is_some());
     }

@@ -1,6 +1,9 @@
 //! The whole description: the top-level keys, `[system]`, the list of partitions, and the
 //! rules that involve more than one partition (unique names, exclusive CPUs for
-//! high-criticality partitions, total memory).
+//! high-criticality partitions, total memory). The system-wide rules on devices are in
+//! [`devices`].
+
+mod devices;
 
 use std::ops::Range;
 use std::path::Path;
@@ -42,6 +45,7 @@ pub(crate) fn validate(
     let unique = check_unique_names(report, &drafts);
     let exclusive = check_exclusive_cpus(report, &drafts);
     let fits = check_total_memory(report, &drafts, host);
+    let devices = devices::check(report, &drafts);
     let partitions = drafts
         .into_iter()
         .map(|draft| draft.plan)
@@ -49,6 +53,7 @@ pub(crate) fn validate(
     unique?;
     exclusive?;
     fits?;
+    devices?;
     Ok(SystemPlan {
         name: name?,
         source: source.to_path_buf(),
