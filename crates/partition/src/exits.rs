@@ -15,6 +15,7 @@ use bulkhead_devices::RateLimitedLog;
 use bulkhead_vmm::GuestMemory;
 
 use crate::console::Console;
+use crate::virtio::VirtioDevices;
 
 /// Ports guests probe that no partition has, and that are not worth a log line: the POST/delay
 /// port 0x80 (Linux's I/O delay), the CMOS/RTC index and data ports, the PCI configuration
@@ -35,6 +36,7 @@ pub struct Devices {
     pub pv: PvCallHandler,
     pub console: Console,
     pub started: Instant,
+    pub virtio: VirtioDevices,
     pub unhandled_log: RateLimitedLog,
     /// Debugging aid (`BULKHEAD_TRACE_IO=1`): print every port write except COM1's.
     pub trace_io: bool,
@@ -133,19 +135,23 @@ impl Devices {
         }
     }
 
-    /// A guest MMIO read outside RAM: no device there yet, reads as all-ones.
+    /// A guest MMIO read outside RAM: a virtio-mmio window, or nothing (reads as all-ones).
     pub fn mmio_read(&self, addr: u64, data: &mut [u8], vcpu: u8) {
-        self.unhandled_log.emit(format_args!(
-            "vCPU {vcpu}: read of unhandled MMIO address {addr:#x}"
-        ));
-        data.fill(0xff);
+        if !self.virtio.mmio_read(addr, data) {
+            self.unhandled_log.emit(format_args!(
+                "vCPU {vcpu}: read of unhandled MMIO address {addr:#x}"
+            ));
+            data.fill(0xff);
+        }
     }
 
-    /// A guest MMIO write outside RAM: ignored.
-    pub fn mmio_write(&self, addr: u64, vcpu: u8) {
-        self.unhandled_log.emit(format_args!(
-            "vCPU {vcpu}: write to unhandled MMIO address {addr:#x} ignored"
-        ));
+    /// A guest MMIO write outside RAM: a virtio-mmio window, or nothing (ignored).
+    pub fn mmio_write(&self, addr: u64, data: &[u8], vcpu: u8) {
+        if !self.virtio.mmio_write(addr, data) {
+            self.unhandled_log.emit(format_args!(
+                "vCPU {vcpu}: write to unhandled MMIO address {addr:#x} ignored"
+            ));
+        }
     }
 }
 

@@ -16,6 +16,7 @@ mod console;
 mod exits;
 mod placement;
 mod run;
+mod virtio;
 
 pub use placement::{Placement, PlacementError};
 pub use run::{run_partition, PartitionError, StopReason};

@@ -18,6 +18,7 @@ use vmm_sys_util::eventfd::EventFd;
 use crate::console::Console;
 use crate::exits::{Devices, Next, VcpuCtx};
 use crate::placement::{die_with_parent, place_current_thread};
+use crate::virtio::{self, VirtioDevices};
 
 /// Why a partition stopped. The partition process exits with [`StopReason::exit_code`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,9 @@ pub enum PartitionError {
     /// KVM_RUN itself failed.
     #[error("vCPU {0} failed")]
     Vcpu(u8, #[source] bulkhead_vmm::VcpuError),
+    /// A device could not be created.
+    #[error("device {0}: {1}")]
+    Device(usize, String),
 }
 
 /// Runs `plan`'s guest until it stops. Monitor messages go to `log` (standard error).
@@ -100,7 +104,12 @@ pub fn run_partition(
         reset_value: RESET_VALUE,
         s5_sleep_type: S5_SLEEP_TYPE,
         com1: (COM1_BASE, COM1_GSI),
+        virtio_mmio: virtio::acpi_entries(plan),
     };
+    let virtio = VirtioDevices::build(plan, &vm, &console)?;
+    for line in virtio.describe() {
+        log(&line);
+    }
     let image = GuestImage {
         kernel: &plan.kernel,
         initrd: plan.initrd.as_deref(),
@@ -133,10 +142,12 @@ pub fn run_partition(
         }),
         console: console.clone(),
         started,
+        virtio,
         unhandled_log: RateLimitedLog::new(10, Duration::from_secs(10)),
         trace_io: std::env::var_os("BULKHEAD_TRACE_IO").is_some_and(|v| v == "1"),
     });
 
+    devices.virtio.spawn_device_thread(&plan.name)?;
     let vm = Arc::new(vm);
     let (stop_tx, stop_rx) = mpsc::channel::<Result<StopReason, PartitionError>>();
     let fifo = (plan.criticality == Criticality::High).then_some(plan.rt_priority);
@@ -206,8 +217,8 @@ fn run_vcpu(mut vcpu: Vcpu, vm: &Vm, devices: &Devices) -> Result<StopReason, Pa
                 devices.mmio_read(addr, data, index);
                 Next::Continue
             }
-            VcpuExit::MmioWrite(addr, _) => {
-                devices.mmio_write(addr, index);
+            VcpuExit::MmioWrite(addr, data) => {
+                devices.mmio_write(addr, data, index);
                 Next::Continue
             }
             VcpuExit::Interrupted => Next::Continue,

@@ -35,6 +35,9 @@ pub enum VmError {
     /// KVM_IRQFD failed.
     #[error("cannot register an irqfd for GSI {0}")]
     RegisterIrqfd(u32, #[source] kvm_ioctls::Error),
+    /// KVM_IOEVENTFD failed.
+    #[error("cannot register an ioeventfd at MMIO address {0:#x}")]
+    RegisterIoevent(u64, #[source] kvm_ioctls::Error),
     /// Creating a vCPU failed.
     #[error("cannot create vCPU {0}")]
     CreateVcpu(u8, #[source] VcpuError),
@@ -102,6 +105,14 @@ impl Vm {
         self.fd
             .register_irqfd(evt, gsi)
             .map_err(|e| VmError::RegisterIrqfd(gsi, e))
+    }
+
+    /// A 32-bit guest write of `value` to MMIO address `addr` signals `evt` inside KVM, without
+    /// an exit to this process (virtio queue notifications).
+    pub fn register_mmio_ioevent(&self, evt: &EventFd, addr: u64, value: u32) -> Result<(), VmError> {
+        self.fd
+            .register_ioevent(evt, &kvm_ioctls::IoEventAddress::Mmio(addr), value)
+            .map_err(|e| VmError::RegisterIoevent(addr, e))
     }
 
     /// Creates and configures vCPU `index` of `count`. The boot vCPU (index 0) gets the entry

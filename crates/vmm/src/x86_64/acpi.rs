@@ -33,6 +33,8 @@ pub struct AcpiPlatform {
     pub s5_sleep_type: u8,
     /// COM1 base port and its interrupt.
     pub com1: (u16, u32),
+    /// virtio-mmio devices: (register window base, window size, GSI).
+    pub virtio_mmio: Vec<(u64, u64, u32)>,
 }
 
 /// Errors writing ACPI tables.
@@ -162,22 +164,46 @@ fn dsdt(p: &AcpiPlatform) -> Sdt {
     let com1_io = aml::IO::new(com1_base, com1_base, 1, 8);
     let com1_int = aml::Interrupt::new(true, true, false, false, com1_irq);
     let com1_crs = aml::ResourceTemplate::new(vec![&com1_io, &com1_int]);
-    aml::Scope::new(
-        "_SB_".into(),
-        vec![&aml::Device::new(
-            "COM1".into(),
-            vec![
-                &aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0501")),
-                &aml::Name::new("_UID".into(), &aml::ZERO),
-                &aml::Name::new("_CRS".into(), &com1_crs),
-            ],
-        )],
-    )
-    .to_aml_bytes(&mut body);
+    let com1_hid = aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0501"));
+    let com1_uid = aml::Name::new("_UID".into(), &aml::ZERO);
+    let com1_crs = aml::Name::new("_CRS".into(), &com1_crs);
+    let com1 = aml::Device::new("COM1".into(), vec![&com1_hid, &com1_uid, &com1_crs]);
+    let virtio: Vec<VirtioMmioAml> = p.virtio_mmio.iter().enumerate().map(|(i, d)| VirtioMmioAml::new(i, *d)).collect();
+    let mut devices: Vec<&dyn Aml> = vec![&com1];
+    devices.extend(virtio.iter().map(|d| d as &dyn Aml));
+    aml::Scope::new("_SB_".into(), devices).to_aml_bytes(&mut body);
     let mut dsdt = Sdt::new(*b"DSDT", 36, 6, OEM_ID, OEM_TABLE_ID, OEM_REVISION);
     dsdt.append_slice(&body);
     dsdt.update_checksum();
     dsdt
+}
+
+/// A virtio-mmio device as Linux's `virtio_mmio` driver finds it through ACPI: `_HID`
+/// `LNRO0005`, its register window and its interrupt (edge, active high: an irqfd).
+struct VirtioMmioAml {
+    name: String,
+    uid: u32,
+    base: u32,
+    size: u32,
+    gsi: u32,
+}
+
+impl VirtioMmioAml {
+    fn new(index: usize, (base, size, gsi): (u64, u64, u32)) -> Self {
+        VirtioMmioAml { name: format!("VR{index:02X}"), uid: index as u32, base: base as u32, size: size as u32, gsi }
+    }
+}
+
+impl Aml for VirtioMmioAml {
+    fn to_aml_bytes(&self, sink: &mut dyn acpi_tables::AmlSink) {
+        let mem = aml::Memory32Fixed::new(true, self.base, self.size);
+        let int = aml::Interrupt::new(true, true, false, false, self.gsi);
+        let crs = aml::ResourceTemplate::new(vec![&mem, &int]);
+        let hid = aml::Name::new("_HID".into(), &"LNRO0005");
+        let uid = aml::Name::new("_UID".into(), &self.uid);
+        let crs = aml::Name::new("_CRS".into(), &crs);
+        aml::Device::new(self.name.as_str().into(), vec![&hid, &uid, &crs]).to_aml_bytes(sink);
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +219,7 @@ mod tests {
             reset_value: 1,
             s5_sleep_type: 5,
             com1: (0x3f8, 4),
+            virtio_mmio: vec![(0xd000_0000, 0x1000, 5), (0xd000_1000, 0x1000, 6)],
         }
     }
 
@@ -235,12 +262,14 @@ mod tests {
     }
 
     #[test]
-    fn dsdt_declares_s5_and_com1() {
+    fn dsdt_declares_s5_com1_and_virtio_mmio_devices() {
         let dsdt = dsdt(&platform());
         let bytes = dsdt.as_slice();
 
         assert!(bytes.windows(4).any(|w| w == b"_S5_"));
         assert!(bytes.windows(4).any(|w| w == b"COM1"));
+        assert!(bytes.windows(8).any(|w| w == b"LNRO0005"));
+        assert!(bytes.windows(4).any(|w| w == b"VR01"));
         assert!(checksum_ok(bytes));
     }
 }

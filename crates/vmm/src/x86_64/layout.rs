@@ -10,7 +10,8 @@
 //! 0x0000_7000  Linux zero page              0x0010_0000  kernel (bzImage protected-mode part)
 //! 0x0000_8ff0  boot stack top               0x000f_fff0  reset-vector stub
 //!                                           top of RAM   initrd
-//! 0xc000_0000 .. 0x1_0000_0000: MMIO gap (IOAPIC 0xfec0_0000, LAPIC 0xfee0_0000, devices)
+//! 0xc000_0000 .. 0x1_0000_0000: MMIO gap (virtio-mmio windows from 0xd000_0000, IOAPIC
+//! 0xfec0_0000, LAPIC 0xfee0_0000)
 //! ```
 
 /// Boot GDT.
@@ -55,6 +56,15 @@ pub const HIMEM_START: u64 = 0x10_0000;
 pub const MMIO_GAP_START: u64 = 0xc000_0000;
 /// 4 GiB: RAM continues here above the gap.
 pub const FOUR_GIB: u64 = 0x1_0000_0000;
+/// First virtio-mmio register window; device `i` is at `VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_SIZE`.
+pub const VIRTIO_MMIO_BASE: u64 = 0xd000_0000;
+/// Size of one virtio-mmio register window (registers at 0, configuration space at 0x100).
+pub const VIRTIO_MMIO_SIZE: u64 = 0x1000;
+/// GSI of virtio-mmio device 0; device `i` uses `VIRTIO_FIRST_GSI + i` (IOAPIC pins 5..=23, the
+/// legacy ISA lines below stay free).
+pub const VIRTIO_FIRST_GSI: u32 = 5;
+/// How many virtio-mmio devices a partition can have: one IOAPIC pin each.
+pub const VIRTIO_MAX_DEVICES: usize = 19;
 /// IOAPIC registers (KVM's in-kernel IOAPIC).
 pub const IOAPIC_ADDR: u32 = 0xfec0_0000;
 /// Local APIC registers.

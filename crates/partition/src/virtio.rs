@@ -1,0 +1,208 @@
+//! The partition's VirtIO devices: one virtio-mmio window and interrupt line each, their queue
+//! notifications caught by KVM ioeventfds, and the device thread that serves them.
+//!
+//! Threads: vCPU threads reach a device's registers through [`VirtioDevices::mmio_read`] /
+//! [`VirtioDevices::mmio_write`] (MMIO exits); queue work runs only on the partition's device
+//! thread ([`VirtioDevices::spawn_device_thread`]), woken by the ioeventfd of the notified queue,
+//! so a guest's kick never runs device code on a vCPU thread. Interrupts leave through irqfds.
+
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+
+use bulkhead_config::{DeviceKind, DevicePlan, PartitionPlan};
+use bulkhead_virtio::{block::Block, console::Console as VirtioConsole, rng::Rng};
+use bulkhead_virtio::{Interrupt, MmioTransport, VirtioDevice, QUEUE_NOTIFY_OFFSET};
+use bulkhead_vmm::x86_64::layout::{VIRTIO_FIRST_GSI, VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE};
+use bulkhead_vmm::Vm;
+use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::console::Console;
+use crate::run::PartitionError;
+
+/// Where device `index` lives: register window base and interrupt line.
+pub fn placement(index: usize) -> (u64, u32) {
+    (
+        VIRTIO_MMIO_BASE + index as u64 * VIRTIO_MMIO_SIZE,
+        VIRTIO_FIRST_GSI + index as u32,
+    )
+}
+
+/// The ACPI description of `plan`'s devices: (window base, window size, GSI) each.
+pub fn acpi_entries(plan: &PartitionPlan) -> Vec<(u64, u64, u32)> {
+    (0..plan.devices.len())
+        .map(|i| {
+            let (base, gsi) = placement(i);
+            (base, VIRTIO_MMIO_SIZE, gsi)
+        })
+        .collect()
+}
+
+struct Slot {
+    base: u64,
+    kind: &'static str,
+    transport: Arc<Mutex<MmioTransport>>,
+    /// One eventfd per queue; KVM signals it on a QueueNotify write of that queue's index.
+    notifiers: Vec<EventFd>,
+}
+
+/// The partition's VirtIO devices.
+pub struct VirtioDevices {
+    slots: Vec<Slot>,
+}
+
+impl VirtioDevices {
+    /// Creates every device of `plan`, wires its interrupt (irqfd) and queue notifications
+    /// (ioeventfds) into `vm`.
+    pub fn build(
+        plan: &PartitionPlan,
+        vm: &Vm,
+        console: &Console,
+    ) -> Result<VirtioDevices, PartitionError> {
+        let mut slots = Vec::new();
+        for (index, device_plan) in plan.devices.iter().enumerate() {
+            let (base, gsi) = placement(index);
+            let device = create_device(device_plan, console)?;
+            let irq = EventFd::new(libc::EFD_NONBLOCK).map_err(PartitionError::EventFd)?;
+            vm.register_irqfd(&irq, gsi)?;
+            let transport = MmioTransport::new(device, Interrupt::new(irq), vm.memory().clone());
+            let mut notifiers = Vec::new();
+            for queue in 0..transport.num_queues() {
+                let evt = EventFd::new(libc::EFD_NONBLOCK).map_err(PartitionError::EventFd)?;
+                vm.register_mmio_ioevent(&evt, base + QUEUE_NOTIFY_OFFSET, queue as u32)?;
+                notifiers.push(evt);
+            }
+            slots.push(Slot {
+                base,
+                kind: device_plan.kind.as_str(),
+                transport: Arc::new(Mutex::new(transport)),
+                notifiers,
+            });
+        }
+        Ok(VirtioDevices { slots })
+    }
+
+    /// One line per device, for the start-up log.
+    pub fn describe(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let (base, gsi) = placement(i);
+                debug_assert_eq!(base, s.base);
+                format!(
+                    "virtio-{} at {base:#x}, GSI {gsi}, {} queue(s)",
+                    s.kind,
+                    s.notifiers.len()
+                )
+            })
+            .collect()
+    }
+
+    fn slot_at(&self, addr: u64) -> Option<(&Slot, u64)> {
+        let index = addr.checked_sub(VIRTIO_MMIO_BASE)? / VIRTIO_MMIO_SIZE;
+        let slot = self.slots.get(usize::try_from(index).ok()?)?;
+        Some((slot, addr - slot.base))
+    }
+
+    /// A vCPU's MMIO read; `false` when no device is there.
+    pub fn mmio_read(&self, addr: u64, data: &mut [u8]) -> bool {
+        let Some((slot, offset)) = self.slot_at(addr) else {
+            return false;
+        };
+        slot.transport
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .read(offset, data);
+        true
+    }
+
+    /// A vCPU's MMIO write; `false` when no device is there. A queue notification that reaches
+    /// here (not caught by its ioeventfd) is forwarded to the device thread, not served here.
+    pub fn mmio_write(&self, addr: u64, data: &[u8]) -> bool {
+        let Some((slot, offset)) = self.slot_at(addr) else {
+            return false;
+        };
+        let notify = slot
+            .transport
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write(offset, data);
+        if let Some(evt) = notify.and_then(|queue| slot.notifiers.get(queue)) {
+            let _ = evt.write(1);
+        }
+        true
+    }
+
+    /// Starts the device thread, which serves queue notifications until the process ends.
+    pub fn spawn_device_thread(&self, name: &str) -> Result<(), PartitionError> {
+        if self.slots.is_empty() {
+            return Ok(());
+        }
+        let epoll = Epoll::new().map_err(PartitionError::EventFd)?;
+        let mut routes = Vec::new();
+        for (device, slot) in self.slots.iter().enumerate() {
+            for (queue, evt) in slot.notifiers.iter().enumerate() {
+                let token = routes.len() as u64;
+                let evt = evt.try_clone().map_err(PartitionError::EventFd)?;
+                epoll
+                    .ctl(
+                        ControlOperation::Add,
+                        evt.as_raw_fd(),
+                        EpollEvent::new(EventSet::IN, token),
+                    )
+                    .map_err(PartitionError::EventFd)?;
+                routes.push((Arc::clone(&slot.transport), queue, evt, device));
+            }
+        }
+        std::thread::Builder::new()
+            .name(format!("{name}-devices"))
+            .spawn(move || serve(epoll, routes))
+            .map(drop)
+            .map_err(PartitionError::Thread)
+    }
+}
+
+type Route = (Arc<Mutex<MmioTransport>>, usize, EventFd, usize);
+
+/// The device thread's loop: wait for queue notifications, serve each.
+fn serve(epoll: Epoll, routes: Vec<Route>) {
+    let mut events = vec![EpollEvent::default(); routes.len().max(1)];
+    loop {
+        let n = match epoll.wait(-1, &mut events) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        for event in &events[..n] {
+            let Some((transport, queue, evt, _)) = routes.get(event.data() as usize) else {
+                continue;
+            };
+            let _ = evt.read();
+            transport
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .queue_notified(*queue);
+        }
+    }
+}
+
+fn create_device(
+    plan: &DevicePlan,
+    console: &Console,
+) -> Result<Box<dyn VirtioDevice>, PartitionError> {
+    Ok(match &plan.kind {
+        DeviceKind::Block(b) => Box::new(
+            Block::new(&b.path, b.read_only, &b.id)
+                .map_err(|e| PartitionError::Device(plan.index, e.to_string()))?,
+        ),
+        DeviceKind::Rng(r) => Box::new(Rng::new(r.max_bytes_per_request)),
+        DeviceKind::Console => Box::new(VirtioConsole::new(Box::new(console.clone()))),
+        other => {
+            return Err(PartitionError::Device(
+                plan.index,
+                format!("{} devices are not implemented yet", other.as_str()),
+            ))
+        }
+    })
+}

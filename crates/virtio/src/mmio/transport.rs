@@ -1,0 +1,1037 @@
+//! One device's virtio-mmio register window (virtio 1.2 §4.2.2, version 2 layout) and the
+//! device status state machine (§2.1, §3.1.1).
+//!
+//! Threads: vCPU threads call [`MmioTransport::read`] and [`MmioTransport::write`] for MMIO
+//! exits; the partition's device thread calls [`MmioTransport::queue_notified`] (KVM
+//! ioeventfds catch `QueueNotify` writes). `write` never processes a queue: a `QueueNotify`
+//! that reaches it comes back as `Some(queue)` for the caller to forward. The interrupt status
+//! lives in [`Interrupt`] (atomics), so raising, reading and acknowledging interrupts need no
+//! lock on the transport.
+//!
+//! Invariants:
+//! - status bits are only added in order `ACKNOWLEDGE` → `DRIVER` → `FEATURES_OK` →
+//!   `DRIVER_OK` (or `FAILED` at any time); clearing any bit takes a reset (writing 0);
+//! - `FEATURES_OK` sticks only if the driver acknowledged a subset of the offered features
+//!   that includes `VIRTIO_F_VERSION_1` (§2.2.1, §6.1);
+//! - queue registers are writable only between `FEATURES_OK` and `DRIVER_OK`, and, except
+//!   `QueueReady`, only while the selected queue is not ready; every value is checked at
+//!   `DRIVER_OK` (size a power of two no larger than `QueueNumMax`, rings aligned, inside
+//!   guest memory, the available ring not at 0), and a bad one puts the device in
+//!   `DEVICE_NEEDS_RESET`;
+//! - once the device needs a reset it serves nothing until the driver resets it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use virtio_bindings::virtio_config::{
+    VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK,
+    VIRTIO_CONFIG_S_FAILED, VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_CONFIG_S_NEEDS_RESET,
+};
+use virtio_bindings::virtio_ids::{VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG};
+use virtio_bindings::virtio_mmio as regs;
+use virtio_queue::{Queue, QueueT};
+use vm_memory::{GuestAddress, GuestMemory, GuestMemoryMmap, Permissions};
+
+use super::metrics::TransportMetrics;
+use crate::ratelimit::CauseLog;
+use crate::{DeviceError, Fault, Interrupt, VirtioDevice, FEATURE_VERSION_1};
+
+/// Size of one device's register window.
+pub const MMIO_WINDOW_SIZE: u64 = 0x1000;
+/// Offset of `QueueNotify` in the window (for the partition's ioeventfds).
+pub const QUEUE_NOTIFY_OFFSET: u64 = regs::VIRTIO_MMIO_QUEUE_NOTIFY as u64;
+
+/// Device-specific configuration space starts here (§4.2.2).
+const CONFIG_OFFSET: u64 = regs::VIRTIO_MMIO_CONFIG as u64;
+/// "virt" in little-endian (§4.2.2).
+const MAGIC_VALUE: u32 = 0x7472_6976;
+/// The modern (non-legacy) register layout (§4.2.2).
+const MMIO_VERSION: u32 = 2;
+/// Vendor ID register: ours, "BKHD".
+const VENDOR_ID: u32 = u32::from_le_bytes(*b"BKHD");
+/// Offsets of the shared-memory region registers (§4.2.2): there are no such regions, which
+/// reads as a length and base of all ones.
+const SHM_SEL: u64 = regs::VIRTIO_MMIO_SHM_SEL as u64;
+const SHM_LEN_LOW: u64 = regs::VIRTIO_MMIO_SHM_LEN_LOW as u64;
+const SHM_BASE_HIGH: u64 = regs::VIRTIO_MMIO_SHM_BASE_HIGH as u64;
+/// Largest queue size of a split virtqueue (§2.7).
+const MAX_QUEUE_SIZE: u16 = 32768;
+/// One log line per fault cause per device per interval.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+const ACKNOWLEDGE: u32 = VIRTIO_CONFIG_S_ACKNOWLEDGE;
+const DRIVER: u32 = VIRTIO_CONFIG_S_DRIVER;
+const FEATURES_OK: u32 = VIRTIO_CONFIG_S_FEATURES_OK;
+const DRIVER_OK: u32 = VIRTIO_CONFIG_S_DRIVER_OK;
+const FAILED: u32 = VIRTIO_CONFIG_S_FAILED;
+const NEEDS_RESET: u32 = VIRTIO_CONFIG_S_NEEDS_RESET;
+const DRIVER_SET_BITS: u32 = ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK | FAILED;
+
+const fn reg(r: u32) -> u64 {
+    r as u64
+}
+
+/// Queue registers as the driver wrote them; checked only at `DRIVER_OK`.
+#[derive(Clone, Copy, Debug)]
+struct QueueConfig {
+    max_size: u16,
+    size: u32,
+    ready: bool,
+    desc: u64,
+    avail: u64,
+    used: u64,
+}
+
+impl QueueConfig {
+    fn new(max_size: u16) -> Self {
+        QueueConfig {
+            max_size,
+            size: u32::from(max_size),
+            ready: false,
+            desc: 0,
+            avail: 0,
+            used: 0,
+        }
+    }
+
+    /// The device-side queue; `Err` if the driver enabled it with invalid values.
+    fn build(&self, mem: &GuestMemoryMmap) -> Result<Queue, Fault> {
+        let mut queue = Queue::new(self.max_size).map_err(|_| Fault::DeviceError)?;
+        if !self.ready {
+            return Ok(queue);
+        }
+        let size = u16::try_from(self.size).map_err(|_| Fault::QueueConfig)?;
+        queue.try_set_size(size).map_err(|_| Fault::QueueConfig)?;
+        queue
+            .try_set_desc_table_address(GuestAddress(self.desc))
+            .map_err(|_| Fault::QueueConfig)?;
+        // `virtio-queue` takes an available ring at 0 for an unconfigured queue.
+        if self.avail == 0 {
+            return Err(Fault::QueueConfig);
+        }
+        queue
+            .try_set_avail_ring_address(GuestAddress(self.avail))
+            .map_err(|_| Fault::QueueConfig)?;
+        queue
+            .try_set_used_ring_address(GuestAddress(self.used))
+            .map_err(|_| Fault::QueueConfig)?;
+        // §2.7: descriptor table 16 * size, available ring 6 + 2 * size, used ring
+        // 6 + 8 * size bytes.
+        let n = usize::from(size);
+        let rings = [
+            (self.desc, 16 * n),
+            (self.avail, 6 + 2 * n),
+            (self.used, 6 + 8 * n),
+        ];
+        for (addr, len) in rings {
+            if !mem.check_range(GuestAddress(addr), len, Permissions::ReadWrite) {
+                return Err(Fault::QueueConfig);
+            }
+        }
+        queue.set_ready(true);
+        Ok(queue)
+    }
+}
+
+/// Feature negotiation state (§2.2).
+#[derive(Debug, Default)]
+struct Features {
+    device_sel: u32,
+    driver_sel: u32,
+    acked: u64,
+    /// The driver wrote a non-zero value to a feature word beyond bit 63.
+    acked_unknown_word: bool,
+}
+
+/// A virtio-mmio device: the register window in front of a [`VirtioDevice`].
+pub struct MmioTransport {
+    device: Box<dyn VirtioDevice>,
+    interrupt: Arc<Interrupt>,
+    mem: GuestMemoryMmap,
+    name: String,
+    status: u32,
+    features: Features,
+    queue_sel: u32,
+    queues: Vec<QueueConfig>,
+    config_generation: u32,
+    active: bool,
+    broken: Option<Fault>,
+    metrics: TransportMetrics,
+    log: CauseLog<{ Fault::ALL.len() }>,
+}
+
+impl std::fmt::Debug for MmioTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MmioTransport")
+            .field("name", &self.name)
+            .field("status", &self.status)
+            .field("active", &self.active)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MmioTransport {
+    /// Puts `device` behind a register window, raising `interrupt`, over guest memory `mem`.
+    pub fn new(
+        device: Box<dyn VirtioDevice>,
+        interrupt: Arc<Interrupt>,
+        mem: GuestMemoryMmap,
+    ) -> Self {
+        let queues = device
+            .queue_max_sizes()
+            .iter()
+            .map(|&max| QueueConfig::new(max.min(MAX_QUEUE_SIZE)))
+            .collect();
+        let name = match device.device_type() {
+            VIRTIO_ID_BLOCK => "virtio-blk".to_string(),
+            VIRTIO_ID_CONSOLE => "virtio-console".to_string(),
+            VIRTIO_ID_RNG => "virtio-rng".to_string(),
+            other => format!("virtio-{other}"),
+        };
+        MmioTransport {
+            device,
+            interrupt,
+            mem,
+            name,
+            status: 0,
+            features: Features::default(),
+            queue_sel: 0,
+            queues,
+            config_generation: 0,
+            active: false,
+            broken: None,
+            metrics: TransportMetrics::default(),
+            log: CauseLog::new(LOG_INTERVAL),
+        }
+    }
+
+    /// Names the device in log lines (e.g. `vda`, `virtio-blk@0xd0000000`).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sends log lines somewhere else than standard error.
+    pub fn with_log_sink(mut self, sink: Box<dyn std::io::Write + Send>) -> Self {
+        self.log = CauseLog::with_sink(LOG_INTERVAL, sink);
+        self
+    }
+
+    /// The device ID (virtio 1.2 §5).
+    pub fn device_type(&self) -> u32 {
+        self.device.device_type()
+    }
+
+    /// How many queues the device has (valid `QueueNotify` values are below this).
+    pub fn num_queues(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// The device's interrupt line; a vCPU may serve `InterruptStatus` (0x60) and
+    /// `InterruptACK` (0x64) through it without locking the transport.
+    pub fn interrupt(&self) -> &Arc<Interrupt> {
+        &self.interrupt
+    }
+
+    /// Why the device needs a reset, if it does.
+    pub fn needs_reset(&self) -> Option<Fault> {
+        self.broken
+    }
+
+    /// Counters: the transport's (see `docs/virtio.md`), then the device's.
+    pub fn metrics(&self) -> Vec<(&'static str, u64)> {
+        let mut out = self.metrics.snapshot();
+        out.extend(self.device.metrics());
+        out
+    }
+
+    /// A read of `data.len()` bytes at `offset` in the window.
+    pub fn read(&mut self, offset: u64, data: &mut [u8]) {
+        if offset >= CONFIG_OFFSET {
+            self.device.read_config(offset - CONFIG_OFFSET, data);
+            return;
+        }
+        let value = match <&mut [u8; 4]>::try_from(&mut *data) {
+            Ok(_) if offset.is_multiple_of(4) => self.read_register(offset),
+            _ => {
+                self.metrics.register_accesses_refused += 1;
+                data.fill(0);
+                return;
+            }
+        };
+        data.copy_from_slice(&value.to_le_bytes());
+    }
+
+    /// A write of `data` at `offset` in the window. Returns `Some(queue)` for a `QueueNotify`
+    /// that the caller must forward to the device thread ([`MmioTransport::queue_notified`]);
+    /// no queue is processed here.
+    pub fn write(&mut self, offset: u64, data: &[u8]) -> Option<usize> {
+        if offset >= CONFIG_OFFSET {
+            self.device.write_config(offset - CONFIG_OFFSET, data);
+            return None;
+        }
+        let value = match <[u8; 4]>::try_from(data) {
+            Ok(bytes) if offset.is_multiple_of(4) => u32::from_le_bytes(bytes),
+            _ => {
+                self.metrics.register_accesses_refused += 1;
+                return None;
+            }
+        };
+        self.write_register(offset, value)
+    }
+
+    /// Serves queue `queue` after a notification (device thread). Returns whether work is
+    /// left that the per-call cap stopped: the caller must call again, after serving its
+    /// other sources. Raises the used-buffer interrupt when the queue asks for one; a driver
+    /// fault puts the device in `DEVICE_NEEDS_RESET`.
+    pub fn queue_notified(&mut self, queue: usize) -> bool {
+        if !self.active || self.broken.is_some() || queue >= self.queues.len() {
+            self.metrics.notifications_ignored += 1;
+            return false;
+        }
+        self.metrics.notifications += 1;
+        match self.device.process_queue(queue) {
+            Ok(true) => {
+                self.metrics.interrupts_used += 1;
+                self.interrupt.signal_used_queue();
+            }
+            Ok(false) => {}
+            Err(e) => {
+                self.mark_broken(&e);
+                return false;
+            }
+        }
+        self.device.queue_pending(queue)
+    }
+
+    /// The device's configuration changed on the host side: bumps `ConfigGeneration` and, once
+    /// the driver is running, raises the configuration-change interrupt (§2.5.1, §4.2.2).
+    pub fn config_changed(&mut self) {
+        self.config_generation = self.config_generation.wrapping_add(1);
+        if self.status & DRIVER_OK != 0 {
+            self.metrics.interrupts_config += 1;
+            self.interrupt.signal_config_change();
+        }
+    }
+
+    fn read_register(&self, offset: u64) -> u32 {
+        let features = self.device.avail_features();
+        match offset {
+            o if o == reg(regs::VIRTIO_MMIO_MAGIC_VALUE) => MAGIC_VALUE,
+            o if o == reg(regs::VIRTIO_MMIO_VERSION) => MMIO_VERSION,
+            o if o == reg(regs::VIRTIO_MMIO_DEVICE_ID) => self.device.device_type(),
+            o if o == reg(regs::VIRTIO_MMIO_VENDOR_ID) => VENDOR_ID,
+            o if o == reg(regs::VIRTIO_MMIO_DEVICE_FEATURES) => match self.features.device_sel {
+                0 => features as u32,
+                1 => (features >> 32) as u32,
+                _ => 0,
+            },
+            o if o == reg(regs::VIRTIO_MMIO_QUEUE_NUM_MAX) => {
+                self.selected_queue().map_or(0, |q| u32::from(q.max_size))
+            }
+            o if o == reg(regs::VIRTIO_MMIO_QUEUE_READY) => {
+                self.selected_queue().map_or(0, |q| u32::from(q.ready))
+            }
+            o if o == reg(regs::VIRTIO_MMIO_INTERRUPT_STATUS) => self.interrupt.status(),
+            o if o == reg(regs::VIRTIO_MMIO_STATUS) => {
+                self.status
+                    | if self.broken.is_some() {
+                        NEEDS_RESET
+                    } else {
+                        0
+                    }
+            }
+            o if o == reg(regs::VIRTIO_MMIO_CONFIG_GENERATION) => self.config_generation,
+            SHM_LEN_LOW..=SHM_BASE_HIGH => u32::MAX,
+            // Write-only and reserved registers read as zero.
+            _ => 0,
+        }
+    }
+
+    fn write_register(&mut self, offset: u64, value: u32) -> Option<usize> {
+        match offset {
+            o if o == reg(regs::VIRTIO_MMIO_DEVICE_FEATURES_SEL) => {
+                self.features.device_sel = value;
+            }
+            o if o == reg(regs::VIRTIO_MMIO_DRIVER_FEATURES) => self.write_driver_features(value),
+            o if o == reg(regs::VIRTIO_MMIO_DRIVER_FEATURES_SEL) => {
+                self.features.driver_sel = value;
+            }
+            o if o == reg(regs::VIRTIO_MMIO_QUEUE_SEL) => self.queue_sel = value,
+            o if o == reg(regs::VIRTIO_MMIO_QUEUE_NUM) => self.write_queue(|q| q.size = value),
+            o if o == reg(regs::VIRTIO_MMIO_QUEUE_READY) => self.write_queue_ready(value),
+            o if o == QUEUE_NOTIFY_OFFSET => {
+                let queue = usize::try_from(value)
+                    .ok()
+                    .filter(|&q| q < self.queues.len());
+                if queue.is_none() {
+                    self.metrics.notifications_ignored += 1;
+                }
+                return queue;
+            }
+            o if o == reg(regs::VIRTIO_MMIO_INTERRUPT_ACK) => self.interrupt.acknowledge(value),
+            o if o == reg(regs::VIRTIO_MMIO_STATUS) => self.write_status(value),
+            o if o == reg(regs::VIRTIO_MMIO_QUEUE_DESC_LOW) => {
+                self.write_queue(|q| set_low(&mut q.desc, value));
+            }
+            o if o == reg(regs::VIRTIO_MMIO_QUEUE_DESC_HIGH) => {
+                self.write_queue(|q| set_high(&mut q.desc, value));
+            }
+            o if o == reg(regs::VIRTIO_MMIO_QUEUE_AVAIL_LOW) => {
+                self.write_queue(|q| set_low(&mut q.avail, value));
+            }
+            o if o == reg(regs::VIRTIO_MMIO_QUEUE_AVAIL_HIGH) => {
+                self.write_queue(|q| set_high(&mut q.avail, value));
+            }
+            o if o == reg(regs::VIRTIO_MMIO_QUEUE_USED_LOW) => {
+                self.write_queue(|q| set_low(&mut q.used, value));
+            }
+            o if o == reg(regs::VIRTIO_MMIO_QUEUE_USED_HIGH) => {
+                self.write_queue(|q| set_high(&mut q.used, value));
+            }
+            // No shared-memory regions: selecting one is harmless.
+            SHM_SEL => {}
+            _ => self.metrics.register_accesses_refused += 1,
+        }
+        None
+    }
+
+    fn selected_queue(&self) -> Option<&QueueConfig> {
+        usize::try_from(self.queue_sel)
+            .ok()
+            .and_then(|i| self.queues.get(i))
+    }
+
+    /// Queue registers may be written between `FEATURES_OK` and `DRIVER_OK`.
+    fn queue_setup_allowed(&self) -> bool {
+        self.status & (FEATURES_OK | DRIVER_OK | FAILED) == FEATURES_OK
+    }
+
+    fn write_queue(&mut self, set: impl FnOnce(&mut QueueConfig)) {
+        let allowed = self.queue_setup_allowed();
+        let queue = usize::try_from(self.queue_sel)
+            .ok()
+            .and_then(|i| self.queues.get_mut(i));
+        match queue {
+            Some(q) if allowed && !q.ready => set(q),
+            _ => self.metrics.register_accesses_refused += 1,
+        }
+    }
+
+    fn write_queue_ready(&mut self, value: u32) {
+        let allowed = self.queue_setup_allowed();
+        let queue = usize::try_from(self.queue_sel)
+            .ok()
+            .and_then(|i| self.queues.get_mut(i));
+        match queue {
+            Some(q) if allowed => q.ready = value == 1,
+            _ => self.metrics.register_accesses_refused += 1,
+        }
+    }
+
+    fn write_driver_features(&mut self, value: u32) {
+        if self.status & (DRIVER | FEATURES_OK | FAILED) != DRIVER {
+            self.metrics.register_accesses_refused += 1;
+            return;
+        }
+        let acked = &mut self.features.acked;
+        match self.features.driver_sel {
+            0 => *acked = (*acked & !0xffff_ffff) | u64::from(value),
+            1 => *acked = (*acked & 0xffff_ffff) | (u64::from(value) << 32),
+            _ => self.features.acked_unknown_word |= value != 0,
+        }
+    }
+
+    fn features_acceptable(&self) -> bool {
+        let acked = self.features.acked;
+        acked & !self.device.avail_features() == 0
+            && acked & FEATURE_VERSION_1 != 0
+            && !self.features.acked_unknown_word
+    }
+
+    fn write_status(&mut self, value: u32) {
+        if value == 0 {
+            self.reset();
+            return;
+        }
+        // The driver cannot set DEVICE_NEEDS_RESET; it reads it back with the rest and may
+        // write it along (read-modify-write).
+        let mut new = value & !NEEDS_RESET;
+        let old = self.status;
+        let in_order = (new & DRIVER == 0 || new & ACKNOWLEDGE != 0)
+            && (new & FEATURES_OK == 0 || new & DRIVER != 0)
+            && (new & DRIVER_OK == 0 || new & FEATURES_OK != 0);
+        let keeps_old = new & old == old;
+        let known = new & !DRIVER_SET_BITS == 0;
+        let after_failure = old & FAILED != 0 && new != old;
+        if !in_order || !keeps_old || !known || after_failure {
+            self.metrics.register_accesses_refused += 1;
+            return;
+        }
+        let added = new & !old;
+        if added & FEATURES_OK != 0 && !self.features_acceptable() {
+            self.metrics.features_refused += 1;
+            new &= !(FEATURES_OK | DRIVER_OK);
+        }
+        self.status = new;
+        if added & DRIVER_OK != 0 && new & DRIVER_OK != 0 {
+            self.activate();
+        }
+    }
+
+    fn activate(&mut self) {
+        let queues: Result<Vec<Queue>, Fault> =
+            self.queues.iter().map(|q| q.build(&self.mem)).collect();
+        let result = match queues {
+            Ok(queues) => self
+                .device
+                .activate(self.mem.clone(), queues, self.features.acked),
+            Err(fault) => Err(DeviceError::DriverFault(fault)),
+        };
+        match result {
+            Ok(()) => {
+                self.active = true;
+                self.metrics.activations += 1;
+            }
+            Err(e) => self.mark_broken(&e),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.device.reset();
+        self.status = 0;
+        self.features = Features::default();
+        self.queue_sel = 0;
+        for q in &mut self.queues {
+            *q = QueueConfig::new(q.max_size);
+        }
+        self.interrupt.clear();
+        self.active = false;
+        self.broken = None;
+        self.metrics.resets += 1;
+    }
+
+    /// `DEVICE_NEEDS_RESET` (§2.1.2): counted, logged (rate-limited), and notified to a
+    /// running driver with a configuration-change interrupt.
+    fn mark_broken(&mut self, error: &DeviceError) {
+        let fault = error.fault();
+        if let Some(counter) = self.metrics.faults.get_mut(fault.index()) {
+            *counter += 1;
+        }
+        self.broken.get_or_insert(fault);
+        self.log.emit(
+            fault.index(),
+            format_args!("{}: {error}; the device needs a reset", self.name),
+        );
+        if self.status & DRIVER_OK != 0 {
+            self.metrics.interrupts_config += 1;
+            self.interrupt.signal_config_change();
+        }
+    }
+}
+
+fn set_low(field: &mut u64, value: u32) {
+    *field = (*field & !0xffff_ffff) | u64::from(value);
+}
+
+fn set_high(field: &mut u64, value: u32) {
+    *field = (*field & 0xffff_ffff) | (u64::from(value) << 32);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{
+        activate, mem, negotiate, raised, read32, reg, setup_queue, status, transport, write32,
+        Driver, SharedSink,
+    };
+    use crate::{COMMON_FEATURES, FEATURE_EVENT_IDX};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+
+    /// A device that records what the transport did to it.
+    #[derive(Default)]
+    struct FakeDevice {
+        calls: Arc<Mutex<Vec<String>>>,
+        config: [u8; 8],
+        fail_next: Arc<AtomicU32>,
+    }
+
+    impl VirtioDevice for FakeDevice {
+        fn device_type(&self) -> u32 {
+            VIRTIO_ID_RNG
+        }
+        fn queue_max_sizes(&self) -> &[u16] {
+            &[16, 8]
+        }
+        fn avail_features(&self) -> u64 {
+            COMMON_FEATURES | 1 << 5
+        }
+        fn read_config(&self, offset: u64, data: &mut [u8]) {
+            crate::read_config_bytes(&self.config, offset, data);
+        }
+        fn write_config(&mut self, offset: u64, data: &[u8]) {
+            if let Some(b) = self.config.get_mut(offset as usize) {
+                *b = data[0];
+            }
+        }
+        fn activate(
+            &mut self,
+            _mem: GuestMemoryMmap,
+            queues: Vec<Queue>,
+            acked: u64,
+        ) -> Result<(), DeviceError> {
+            let ready: Vec<bool> = queues.iter().map(|q| q.ready()).collect();
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("activate {acked:#x} {ready:?}"));
+            Ok(())
+        }
+        fn process_queue(&mut self, index: usize) -> Result<bool, DeviceError> {
+            self.calls.lock().unwrap().push(format!("process {index}"));
+            match self.fail_next.swap(0, Ordering::SeqCst) {
+                0 => Ok(true),
+                _ => Err(DeviceError::DriverFault(Fault::DescriptorLoop)),
+            }
+        }
+        fn reset(&mut self) {
+            self.calls.lock().unwrap().push("reset".into());
+        }
+        fn metrics(&self) -> Vec<(&'static str, u64)> {
+            vec![("fake", 1)]
+        }
+    }
+
+    fn fake() -> (FakeDevice, Arc<Mutex<Vec<String>>>, Arc<AtomicU32>) {
+        let d = FakeDevice::default();
+        let calls = d.calls.clone();
+        let fail = d.fail_next.clone();
+        (d, calls, fail)
+    }
+
+    fn metric(t: &MmioTransport, name: &str) -> u64 {
+        t.metrics()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+            .unwrap()
+    }
+
+    #[test]
+    fn identification_registers_read_as_virtio_mmio_version_2() {
+        let m = mem();
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+
+        let ids = [
+            read32(&mut t, reg::MAGIC),
+            read32(&mut t, reg::VERSION),
+            read32(&mut t, reg::DEVICE_ID),
+        ];
+
+        assert_eq!(ids, [0x7472_6976, 2, VIRTIO_ID_RNG]);
+    }
+
+    #[test]
+    fn device_features_are_read_32_bits_at_a_time() {
+        let m = mem();
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+
+        write32(&mut t, reg::DEVICE_FEATURES_SEL, 0);
+        let low = read32(&mut t, reg::DEVICE_FEATURES);
+        write32(&mut t, reg::DEVICE_FEATURES_SEL, 1);
+        let high = read32(&mut t, reg::DEVICE_FEATURES);
+
+        assert_eq!(
+            u64::from(high) << 32 | u64::from(low),
+            COMMON_FEATURES | 1 << 5
+        );
+    }
+
+    #[test]
+    fn features_ok_sticks_when_the_driver_acked_a_subset_with_version_1() {
+        let m = mem();
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+
+        negotiate(&mut t, FEATURE_VERSION_1 | FEATURE_EVENT_IDX);
+
+        assert_eq!(
+            read32(&mut t, reg::STATUS),
+            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK
+        );
+    }
+
+    #[test]
+    fn features_ok_is_refused_without_version_1() {
+        let m = mem();
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+
+        negotiate(&mut t, FEATURE_EVENT_IDX);
+
+        assert_eq!(
+            read32(&mut t, reg::STATUS),
+            status::ACKNOWLEDGE | status::DRIVER
+        );
+        assert_eq!(metric(&t, "features_refused"), 1);
+    }
+
+    #[test]
+    fn features_ok_is_refused_for_a_feature_not_offered() {
+        let m = mem();
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+
+        negotiate(&mut t, FEATURE_VERSION_1 | 1 << 6);
+
+        assert_eq!(read32(&mut t, reg::STATUS) & status::FEATURES_OK, 0);
+    }
+
+    #[test]
+    fn driver_features_written_after_features_ok_are_ignored() {
+        let m = mem();
+        let (d, calls, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+        negotiate(&mut t, FEATURE_VERSION_1);
+
+        write32(&mut t, reg::DRIVER_FEATURES_SEL, 0);
+        write32(&mut t, reg::DRIVER_FEATURES, 1 << 5);
+        activate_without_queues(&mut t);
+
+        assert_eq!(
+            calls.lock().unwrap()[0],
+            "activate 0x100000000 [false, false]"
+        );
+    }
+
+    fn activate_without_queues(t: &mut MmioTransport) {
+        write32(
+            t,
+            reg::STATUS,
+            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK,
+        );
+    }
+
+    #[test]
+    fn status_steps_cannot_be_skipped() {
+        let m = mem();
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+
+        write32(
+            &mut t,
+            reg::STATUS,
+            status::ACKNOWLEDGE | status::FEATURES_OK,
+        );
+
+        assert_eq!(read32(&mut t, reg::STATUS), 0);
+        assert_eq!(metric(&t, "register_accesses_refused"), 1);
+    }
+
+    #[test]
+    fn status_bits_cannot_be_cleared_without_a_reset() {
+        let m = mem();
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+        negotiate(&mut t, FEATURE_VERSION_1);
+
+        write32(&mut t, reg::STATUS, status::ACKNOWLEDGE);
+
+        assert_eq!(
+            read32(&mut t, reg::STATUS),
+            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK
+        );
+    }
+
+    #[test]
+    fn driver_ok_activates_with_the_acked_features_and_ready_queues() {
+        let m = mem();
+        let driver = Driver::new(&m, 16);
+        let (d, calls, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+
+        activate(&mut t, FEATURE_VERSION_1 | FEATURE_EVENT_IDX, &[&driver]);
+
+        assert_eq!(
+            *calls.lock().unwrap(),
+            ["activate 0x120000000 [true, false]"]
+        );
+    }
+
+    #[test]
+    fn queue_num_max_reads_zero_for_a_queue_that_does_not_exist() {
+        let m = mem();
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+
+        write32(&mut t, reg::QUEUE_SEL, 1);
+        let second = read32(&mut t, reg::QUEUE_NUM_MAX);
+        write32(&mut t, reg::QUEUE_SEL, 2);
+        let third = read32(&mut t, reg::QUEUE_NUM_MAX);
+
+        assert_eq!((second, third), (8, 0));
+    }
+
+    #[test]
+    fn queue_registers_are_refused_before_features_ok() {
+        let m = mem();
+        let driver = Driver::new(&m, 16);
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+
+        setup_queue(&mut t, 0, &driver);
+
+        assert_eq!(read32(&mut t, reg::QUEUE_READY), 0);
+        assert_eq!(metric(&t, "register_accesses_refused"), 8);
+    }
+
+    #[test]
+    fn queue_address_cannot_change_while_the_queue_is_ready() {
+        let m = mem();
+        let driver = Driver::new(&m, 16);
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+        negotiate(&mut t, FEATURE_VERSION_1);
+        setup_queue(&mut t, 0, &driver);
+
+        write32(&mut t, reg::QUEUE_DESC_LOW, 0x8000);
+        activate_without_queues(&mut t);
+        let served = t.queue_notified(0);
+
+        assert!(!served);
+        assert_eq!(metric(&t, "register_accesses_refused"), 1);
+        assert_eq!(t.needs_reset(), None);
+    }
+
+    #[test]
+    fn queue_size_not_a_power_of_two_needs_reset_at_driver_ok() {
+        let m = mem();
+        let driver = Driver::new(&m, 16);
+        let (d, calls, _) = fake();
+        let (mut t, irq) = transport(Box::new(d), &m);
+        negotiate(&mut t, FEATURE_VERSION_1);
+        write32(&mut t, reg::QUEUE_SEL, 0);
+        write32(&mut t, reg::QUEUE_NUM, 12);
+        setup_queue_addresses_and_ready(&mut t, &driver);
+
+        activate_without_queues(&mut t);
+
+        assert_eq!(t.needs_reset(), Some(Fault::QueueConfig));
+        assert_ne!(read32(&mut t, reg::STATUS) & status::NEEDS_RESET, 0);
+        assert_eq!(irq.status(), 2);
+        assert!(calls.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn queue_size_above_queue_num_max_needs_reset_at_driver_ok() {
+        let m = mem();
+        let driver = Driver::new(&m, 16);
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+        negotiate(&mut t, FEATURE_VERSION_1);
+        write32(&mut t, reg::QUEUE_SEL, 0);
+        write32(&mut t, reg::QUEUE_NUM, 32);
+        setup_queue_addresses_and_ready(&mut t, &driver);
+
+        activate_without_queues(&mut t);
+
+        assert_eq!(t.needs_reset(), Some(Fault::QueueConfig));
+    }
+
+    #[test]
+    fn rings_outside_guest_memory_need_reset_at_driver_ok() {
+        let m = mem();
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+        negotiate(&mut t, FEATURE_VERSION_1);
+        write32(&mut t, reg::QUEUE_SEL, 0);
+        write32(&mut t, reg::QUEUE_DESC_HIGH, 1);
+        write32(&mut t, reg::QUEUE_READY, 1);
+
+        activate_without_queues(&mut t);
+
+        assert_eq!(t.needs_reset(), Some(Fault::QueueConfig));
+    }
+
+    fn setup_queue_addresses_and_ready(t: &mut MmioTransport, driver: &Driver<'_>) {
+        write32(t, reg::QUEUE_DESC_LOW, driver.desc_table_addr().0 as u32);
+        write32(t, reg::QUEUE_AVAIL_LOW, driver.avail_addr().0 as u32);
+        write32(t, reg::QUEUE_USED_LOW, driver.used_addr().0 as u32);
+        write32(t, reg::QUEUE_READY, 1);
+    }
+
+    #[test]
+    fn queue_notify_write_is_returned_for_forwarding_and_not_processed() {
+        let m = mem();
+        let driver = Driver::new(&m, 16);
+        let (d, calls, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+        activate(&mut t, FEATURE_VERSION_1, &[&driver]);
+
+        let forwarded = write32(&mut t, QUEUE_NOTIFY_OFFSET, 1);
+        let beyond = write32(&mut t, QUEUE_NOTIFY_OFFSET, 2);
+
+        assert_eq!((forwarded, beyond), (Some(1), None));
+        assert_eq!(calls.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn notification_raises_the_used_buffer_interrupt() {
+        let m = mem();
+        let driver = Driver::new(&m, 16);
+        let (d, _, _) = fake();
+        let (mut t, irq) = transport(Box::new(d), &m);
+        activate(&mut t, FEATURE_VERSION_1, &[&driver]);
+
+        t.queue_notified(0);
+
+        assert_eq!(read32(&mut t, reg::INTERRUPT_STATUS), 1);
+        assert_eq!(raised(&irq), 1);
+    }
+
+    #[test]
+    fn notification_before_driver_ok_is_ignored() {
+        let m = mem();
+        let (d, calls, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+
+        t.queue_notified(0);
+
+        assert!(calls.lock().unwrap().is_empty());
+        assert_eq!(metric(&t, "notifications_ignored"), 1);
+    }
+
+    #[test]
+    fn interrupt_ack_clears_the_acknowledged_bits() {
+        let m = mem();
+        let driver = Driver::new(&m, 16);
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+        activate(&mut t, FEATURE_VERSION_1, &[&driver]);
+        t.queue_notified(0);
+
+        write32(&mut t, reg::INTERRUPT_ACK, 1);
+
+        assert_eq!(read32(&mut t, reg::INTERRUPT_STATUS), 0);
+    }
+
+    #[test]
+    fn driver_fault_marks_needs_reset_raises_config_interrupt_and_stops_serving() {
+        let m = mem();
+        let driver = Driver::new(&m, 16);
+        let (d, calls, fail) = fake();
+        let sink = SharedSink::default();
+        let (t, irq) = transport(Box::new(d), &m);
+        let mut t = t.with_name("vdz").with_log_sink(Box::new(sink.clone()));
+        activate(&mut t, FEATURE_VERSION_1, &[&driver]);
+        fail.store(1, Ordering::SeqCst);
+
+        t.queue_notified(0);
+        t.queue_notified(0);
+
+        assert_ne!(read32(&mut t, reg::STATUS) & status::NEEDS_RESET, 0);
+        assert_eq!(irq.status(), 2);
+        assert_eq!(metric(&t, "fault_descriptor_loop"), 1);
+        assert_eq!(calls.lock().unwrap().len(), 2);
+        assert_eq!(
+            String::from_utf8(sink.contents()).unwrap(),
+            "vdz: driver broke the virtio protocol: descriptor chain loops; \
+             the device needs a reset\n"
+        );
+    }
+
+    #[test]
+    fn reset_clears_status_queues_interrupts_and_needs_reset() {
+        let m = mem();
+        let driver = Driver::new(&m, 16);
+        let (d, calls, fail) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+        activate(&mut t, FEATURE_VERSION_1, &[&driver]);
+        fail.store(1, Ordering::SeqCst);
+        t.queue_notified(0);
+
+        write32(&mut t, reg::STATUS, 0);
+
+        assert_eq!(read32(&mut t, reg::STATUS), 0);
+        assert_eq!(read32(&mut t, reg::QUEUE_READY), 0);
+        assert_eq!(read32(&mut t, reg::INTERRUPT_STATUS), 0);
+        assert_eq!(t.needs_reset(), None);
+        assert_eq!(calls.lock().unwrap().last().unwrap(), "reset");
+    }
+
+    #[test]
+    fn device_works_again_after_reset_and_renegotiation() {
+        let m = mem();
+        let driver = Driver::new(&m, 16);
+        let (d, calls, fail) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+        activate(&mut t, FEATURE_VERSION_1, &[&driver]);
+        fail.store(1, Ordering::SeqCst);
+        t.queue_notified(0);
+        write32(&mut t, reg::STATUS, 0);
+
+        activate(&mut t, FEATURE_VERSION_1, &[&driver]);
+        t.queue_notified(0);
+
+        assert_eq!(calls.lock().unwrap().last().unwrap(), "process 0");
+        assert_eq!(t.needs_reset(), None);
+    }
+
+    #[test]
+    fn config_generation_changes_only_when_the_configuration_does() {
+        let m = mem();
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+        let before = read32(&mut t, reg::CONFIG_GENERATION);
+        let again = read32(&mut t, reg::CONFIG_GENERATION);
+
+        t.config_changed();
+
+        assert_eq!(before, again);
+        assert_ne!(read32(&mut t, reg::CONFIG_GENERATION), before);
+    }
+
+    #[test]
+    fn config_space_is_read_and_written_at_any_width() {
+        let m = mem();
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+        t.write(reg::CONFIG + 1, &[0xab]);
+        let mut two = [0u8; 2];
+
+        t.read(reg::CONFIG, &mut two);
+
+        assert_eq!(two, [0, 0xab]);
+    }
+
+    #[test]
+    fn register_access_narrower_than_32_bits_is_refused() {
+        let m = mem();
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+        let mut byte = [0xffu8; 1];
+
+        t.read(reg::MAGIC, &mut byte);
+        t.write(reg::STATUS, &[1]);
+
+        assert_eq!(byte, [0]);
+        assert_eq!(read32(&mut t, reg::STATUS), 0);
+        assert_eq!(metric(&t, "register_accesses_refused"), 2);
+    }
+
+    #[test]
+    fn device_metrics_follow_the_transport_metrics() {
+        let m = mem();
+        let (d, _, _) = fake();
+        let (t, _) = transport(Box::new(d), &m);
+
+        let metrics = t.metrics();
+
+        assert_eq!(metrics.last().unwrap(), &("fake", 1));
+        assert_eq!(metrics.len(), 8 + Fault::ALL.len() + 1);
+    }
+}
