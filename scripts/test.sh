@@ -24,3 +24,23 @@ step "guest unit tests (host-side logic of the no_std crates)"
 
 step "bulkhead: unit and integration tests (Linux guests boot inside the KVM test host)"
 cargo test --workspace
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+step "fuzz: every target of crates/virtio/fuzz for ${FUZZ_SECONDS} s (cargo-fuzz, libFuzzer + ASan)"
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+for target in $(cd crates/virtio/fuzz && cargo fuzz list); do
+	mkdir -p "$scratch/$target"
+	log=$scratch/$target.log
+	# New inputs go to the scratch folder; the committed seeds in corpus/ stay as they are.
+	if (cd crates/virtio/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" "$scratch/$target" \
+		"corpus/$target" -- -max_total_time="$FUZZ_SECONDS" -print_final_stats=1) >"$log" 2>&1; then
+		runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+		echo "    $target: ${runs:-?} inputs in ${FUZZ_SECONDS} s, no crash"
+	else
+		tail -n 80 "$log"
+		echo "fuzz target $target failed (log above)" >&2
+		exit 1
+	fi
+done

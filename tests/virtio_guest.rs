@@ -14,9 +14,16 @@ fn bh_cmd(script: &str) -> String {
     for b in script.bytes() {
         match b {
             b' ' => out.push('+'),
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'/' | b'-' | b'_' | b'=' | b':' | b',' => {
-                out.push(b as char)
-            }
+            b'a'..=b'z'
+            | b'A'..=b'Z'
+            | b'0'..=b'9'
+            | b'.'
+            | b'/'
+            | b'-'
+            | b'_'
+            | b'='
+            | b':'
+            | b',' => out.push(b as char),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -106,7 +113,12 @@ kill -9 "$pid"
 wait
 cat out.txt
 echo "host sha=$(dd if=disk.img bs=1M count=2 2>/dev/null | sha256sum)""#;
-    let script = test_host_script("[[partition.device]]\nkind = \"block\"\npath = \"/tmp/t/disk.img\"", guest, "idle", body);
+    let script = test_host_script(
+        "[[partition.device]]\nkind = \"block\"\npath = \"/tmp/t/disk.img\"",
+        guest,
+        "idle",
+        body,
+    );
 
     let (_, out) = in_test_host(&script, 900);
     let flushed = sha_after(&out, "blk-flushed sha");
@@ -114,7 +126,10 @@ echo "host sha=$(dd if=disk.img bs=1M count=2 2>/dev/null | sha256sum)""#;
 
     assert!(flushed.is_some(), "{out}");
     assert!(out.contains("killed by signal 9"), "{out}");
-    assert_eq!(flushed, host, "flushed data is in the image after the monitor died:\n{out}");
+    assert_eq!(
+        flushed, host,
+        "flushed data is in the image after the monitor died:\n{out}"
+    );
 }
 
 #[test]
@@ -131,7 +146,10 @@ echo hello-from-hvc0 > /dev/hvc0"#;
     let (_, out) = in_test_host(&script, 900);
 
     assert!(out.contains("linux| ro-flag=1"), "{out}");
-    assert!(!out.contains("linux| ro-write-status=0"), "a write to a read-only disk succeeded:\n{out}");
+    assert!(
+        !out.contains("linux| ro-write-status=0"),
+        "a write to a read-only disk succeeded:\n{out}"
+    );
     assert!(out.contains("ro-image-unchanged"), "{out}");
     assert!(out.contains("linux| rng-current=virtio_rng.0"), "{out}");
     assert!(out.contains("linux| rng-bytes=256"), "{out}");

@@ -38,9 +38,16 @@ pub fn acpi_entries(plan: &PartitionPlan) -> Vec<(u64, u64, u32)> {
         .collect()
 }
 
+/// virtio-mmio InterruptStatus and InterruptACK registers (virtio 1.2 §4.2.2), served from the
+/// shared interrupt state without the transport lock, so a vCPU in the guest's interrupt
+/// handler never waits behind the device thread (which holds the lock through an fdatasync).
+const INTERRUPT_STATUS: u64 = 0x60;
+const INTERRUPT_ACK: u64 = 0x64;
+
 struct Slot {
     base: u64,
     kind: &'static str,
+    interrupt: Arc<Interrupt>,
     transport: Arc<Mutex<MmioTransport>>,
     /// One eventfd per queue; KVM signals it on a QueueNotify write of that queue's index.
     notifiers: Vec<EventFd>,
@@ -65,7 +72,13 @@ impl VirtioDevices {
             let device = create_device(device_plan, console)?;
             let irq = EventFd::new(libc::EFD_NONBLOCK).map_err(PartitionError::EventFd)?;
             vm.register_irqfd(&irq, gsi)?;
-            let transport = MmioTransport::new(device, Interrupt::new(irq), vm.memory().clone());
+            let interrupt = Interrupt::new(irq);
+            let transport = MmioTransport::new(device, Arc::clone(&interrupt), vm.memory().clone())
+                .with_name(format!(
+                    "{}: virtio-{} {index}",
+                    plan.name,
+                    device_plan.kind.as_str()
+                ));
             let mut notifiers = Vec::new();
             for queue in 0..transport.num_queues() {
                 let evt = EventFd::new(libc::EFD_NONBLOCK).map_err(PartitionError::EventFd)?;
@@ -75,6 +88,7 @@ impl VirtioDevices {
             slots.push(Slot {
                 base,
                 kind: device_plan.kind.as_str(),
+                interrupt,
                 transport: Arc::new(Mutex::new(transport)),
                 notifiers,
             });
@@ -110,6 +124,10 @@ impl VirtioDevices {
         let Some((slot, offset)) = self.slot_at(addr) else {
             return false;
         };
+        if offset == INTERRUPT_STATUS && data.len() == 4 {
+            data.copy_from_slice(&slot.interrupt.status().to_le_bytes());
+            return true;
+        }
         slot.transport
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -123,6 +141,10 @@ impl VirtioDevices {
         let Some((slot, offset)) = self.slot_at(addr) else {
             return false;
         };
+        if let (INTERRUPT_ACK, Ok(bytes)) = (offset, <[u8; 4]>::try_from(data)) {
+            slot.interrupt.acknowledge(u32::from_le_bytes(bytes));
+            return true;
+        }
         let notify = slot
             .transport
             .lock()

@@ -35,7 +35,7 @@ pub enum Fault {
     /// Both `VIRTQ_DESC_F_INDIRECT` and `VIRTQ_DESC_F_NEXT` set (§2.7.5.3.1).
     #[error("indirect descriptor with the next flag")]
     IndirectWithNext,
-    /// A device-readable descriptor after a device-writable one (§2.7.4.2).
+    /// A device-readable descriptor after a device-writable one (§2.7.5).
     #[error("device-readable descriptor after a device-writable one")]
     ReadableAfterWritable,
     /// A buffer the request needs device-readable is device-writable, or the reverse.

@@ -70,6 +70,9 @@ pub enum DeviceError {
     /// The driver broke the virtio protocol; the cause is counted under its own name.
     #[error("driver broke the virtio protocol: {0}")]
     DriverFault(#[from] Fault),
+    /// The device declared a queue maximum size that is not a power of two in 1..=32768.
+    #[error("device queue maximum size {0} is not a power of two up to 32768")]
+    QueueMaxSize(u16),
     /// `activate` was handed a different number of queues than the device has.
     #[error("activation with {got} queues, the device has {expected}")]
     QueueCount { expected: usize, got: usize },
@@ -89,7 +92,8 @@ impl DeviceError {
             DeviceError::QueueAccess(virtio_queue::Error::InvalidAvailRingIndex) => {
                 Fault::AvailIndex
             }
-            DeviceError::QueueCount { .. }
+            DeviceError::QueueMaxSize(_)
+            | DeviceError::QueueCount { .. }
             | DeviceError::QueueAccess(_)
             | DeviceError::GuestMemory(_) => Fault::DeviceError,
         }

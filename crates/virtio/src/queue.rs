@@ -75,6 +75,7 @@ impl DeviceQueue {
                 .disable_notification(mem)
                 .map_err(DeviceError::QueueAccess)?;
             let mut deferred = false;
+            let budget_at_pass = budget;
             while budget > 0 {
                 let Some(head) = self.next_head(mem)? else {
                     break;
@@ -102,7 +103,9 @@ impl DeviceQueue {
             if deferred || !more {
                 break;
             }
-            if budget == 0 {
+            // Chains are left: stop at the cap, or when this pass served none (a ring that
+            // would not give one up), and let the caller come back.
+            if budget == 0 || budget == budget_at_pass {
                 self.pending = true;
                 break;
             }

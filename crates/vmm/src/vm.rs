@@ -109,7 +109,12 @@ impl Vm {
 
     /// A 32-bit guest write of `value` to MMIO address `addr` signals `evt` inside KVM, without
     /// an exit to this process (virtio queue notifications).
-    pub fn register_mmio_ioevent(&self, evt: &EventFd, addr: u64, value: u32) -> Result<(), VmError> {
+    pub fn register_mmio_ioevent(
+        &self,
+        evt: &EventFd,
+        addr: u64,
+        value: u32,
+    ) -> Result<(), VmError> {
         self.fd
             .register_ioevent(evt, &kvm_ioctls::IoEventAddress::Mmio(addr), value)
             .map_err(|e| VmError::RegisterIoevent(addr, e))

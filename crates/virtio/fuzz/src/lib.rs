@@ -23,6 +23,8 @@
 //! 8-byte operations `[op, width, offset lo, offset hi, value (4 bytes LE)]`, see
 //! [`run_transport`].
 
+#![forbid(unsafe_code)]
+
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -123,7 +125,10 @@ fn fresh_disk() -> PathBuf {
 
 /// A device of `kind` (for the block device, over a fresh sparse image), with the console's
 /// input handle.
-pub fn device(kind: Kind, read_only: bool) -> Option<(Box<dyn VirtioDevice>, Option<ConsoleInput>)> {
+pub fn device(
+    kind: Kind,
+    read_only: bool,
+) -> Option<(Box<dyn VirtioDevice>, Option<ConsoleInput>)> {
     Some(match kind {
         Kind::Rng => (Box::new(Rng::new(RNG_MAX_BYTES)), None),
         Kind::Console => {
@@ -131,10 +136,13 @@ pub fn device(kind: Kind, read_only: bool) -> Option<(Box<dyn VirtioDevice>, Opt
             let input = console.input();
             (Box::new(console), Some(input))
         }
-        Kind::Block => (
-            Box::new(Block::new(&fresh_disk(), read_only, "fuzz").ok()?),
-            None,
-        ),
+        Kind::Block => {
+            let path = fresh_disk();
+            let block = Block::new(&path, read_only, "fuzz");
+            // The open file lives on; the name goes, so no image outlives the fuzzer.
+            let _ = std::fs::remove_file(&path);
+            (Box::new(block.ok()?), None)
+        }
     })
 }
 

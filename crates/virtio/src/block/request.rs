@@ -11,7 +11,7 @@
 //! wrong direction for the request type (`IN`/`GET_ID` data must be device-writable,
 //! `OUT`/`DISCARD`/`WRITE_ZEROES` data device-readable).
 //!
-//! Everything else is answered through the status byte (§5.2.6.1):
+//! Everything else is answered through the status byte (§5.2.6.2):
 //! - `VIRTIO_BLK_S_UNSUPP`: unknown type; `DISCARD`/`WRITE_ZEROES` without the feature
 //!   negotiated or with an unknown flag (or `UNMAP` on a discard);
 //! - `VIRTIO_BLK_S_IOERR`: data not a multiple of 512 bytes, sector arithmetic overflowing,

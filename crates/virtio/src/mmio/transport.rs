@@ -28,7 +28,6 @@ use virtio_bindings::virtio_config::{
     VIRTIO_CONFIG_S_FAILED, VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_CONFIG_S_NEEDS_RESET,
 };
 use virtio_bindings::virtio_ids::{VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG};
-use virtio_bindings::virtio_mmio as regs;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestAddress, GuestMemory, GuestMemoryMmap, Permissions};
 
@@ -39,21 +38,14 @@ use crate::{DeviceError, Fault, Interrupt, VirtioDevice, FEATURE_VERSION_1};
 /// Size of one device's register window.
 pub const MMIO_WINDOW_SIZE: u64 = 0x1000;
 /// Offset of `QueueNotify` in the window (for the partition's ioeventfds).
-pub const QUEUE_NOTIFY_OFFSET: u64 = regs::VIRTIO_MMIO_QUEUE_NOTIFY as u64;
+pub const QUEUE_NOTIFY_OFFSET: u64 = register::QUEUE_NOTIFY;
 
-/// Device-specific configuration space starts here (§4.2.2).
-const CONFIG_OFFSET: u64 = regs::VIRTIO_MMIO_CONFIG as u64;
 /// "virt" in little-endian (§4.2.2).
 const MAGIC_VALUE: u32 = 0x7472_6976;
 /// The modern (non-legacy) register layout (§4.2.2).
 const MMIO_VERSION: u32 = 2;
 /// Vendor ID register: ours, "BKHD".
 const VENDOR_ID: u32 = u32::from_le_bytes(*b"BKHD");
-/// Offsets of the shared-memory region registers (§4.2.2): there are no such regions, which
-/// reads as a length and base of all ones.
-const SHM_SEL: u64 = regs::VIRTIO_MMIO_SHM_SEL as u64;
-const SHM_LEN_LOW: u64 = regs::VIRTIO_MMIO_SHM_LEN_LOW as u64;
-const SHM_BASE_HIGH: u64 = regs::VIRTIO_MMIO_SHM_BASE_HIGH as u64;
 /// Largest queue size of a split virtqueue (§2.7).
 const MAX_QUEUE_SIZE: u16 = 32768;
 /// One log line per fault cause per device per interval.
@@ -67,8 +59,39 @@ const FAILED: u32 = VIRTIO_CONFIG_S_FAILED;
 const NEEDS_RESET: u32 = VIRTIO_CONFIG_S_NEEDS_RESET;
 const DRIVER_SET_BITS: u32 = ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK | FAILED;
 
-const fn reg(r: u32) -> u64 {
-    r as u64
+/// Register offsets in the window (§4.2.2). `QueueDriver`/`QueueDevice` are the bindings'
+/// `QUEUE_AVAIL`/`QUEUE_USED`; the `SHM*` registers describe shared-memory regions, of which
+/// there are none (length and base read all ones).
+mod register {
+    use virtio_bindings::virtio_mmio as regs;
+
+    pub const MAGIC_VALUE: u64 = regs::VIRTIO_MMIO_MAGIC_VALUE as u64;
+    pub const VERSION: u64 = regs::VIRTIO_MMIO_VERSION as u64;
+    pub const DEVICE_ID: u64 = regs::VIRTIO_MMIO_DEVICE_ID as u64;
+    pub const VENDOR_ID: u64 = regs::VIRTIO_MMIO_VENDOR_ID as u64;
+    pub const DEVICE_FEATURES: u64 = regs::VIRTIO_MMIO_DEVICE_FEATURES as u64;
+    pub const DEVICE_FEATURES_SEL: u64 = regs::VIRTIO_MMIO_DEVICE_FEATURES_SEL as u64;
+    pub const DRIVER_FEATURES: u64 = regs::VIRTIO_MMIO_DRIVER_FEATURES as u64;
+    pub const DRIVER_FEATURES_SEL: u64 = regs::VIRTIO_MMIO_DRIVER_FEATURES_SEL as u64;
+    pub const QUEUE_SEL: u64 = regs::VIRTIO_MMIO_QUEUE_SEL as u64;
+    pub const QUEUE_NUM_MAX: u64 = regs::VIRTIO_MMIO_QUEUE_NUM_MAX as u64;
+    pub const QUEUE_NUM: u64 = regs::VIRTIO_MMIO_QUEUE_NUM as u64;
+    pub const QUEUE_READY: u64 = regs::VIRTIO_MMIO_QUEUE_READY as u64;
+    pub const QUEUE_NOTIFY: u64 = regs::VIRTIO_MMIO_QUEUE_NOTIFY as u64;
+    pub const INTERRUPT_STATUS: u64 = regs::VIRTIO_MMIO_INTERRUPT_STATUS as u64;
+    pub const INTERRUPT_ACK: u64 = regs::VIRTIO_MMIO_INTERRUPT_ACK as u64;
+    pub const STATUS: u64 = regs::VIRTIO_MMIO_STATUS as u64;
+    pub const QUEUE_DESC_LOW: u64 = regs::VIRTIO_MMIO_QUEUE_DESC_LOW as u64;
+    pub const QUEUE_DESC_HIGH: u64 = regs::VIRTIO_MMIO_QUEUE_DESC_HIGH as u64;
+    pub const QUEUE_AVAIL_LOW: u64 = regs::VIRTIO_MMIO_QUEUE_AVAIL_LOW as u64;
+    pub const QUEUE_AVAIL_HIGH: u64 = regs::VIRTIO_MMIO_QUEUE_AVAIL_HIGH as u64;
+    pub const QUEUE_USED_LOW: u64 = regs::VIRTIO_MMIO_QUEUE_USED_LOW as u64;
+    pub const QUEUE_USED_HIGH: u64 = regs::VIRTIO_MMIO_QUEUE_USED_HIGH as u64;
+    pub const SHM_SEL: u64 = regs::VIRTIO_MMIO_SHM_SEL as u64;
+    pub const SHM_LEN_LOW: u64 = regs::VIRTIO_MMIO_SHM_LEN_LOW as u64;
+    pub const SHM_BASE_HIGH: u64 = regs::VIRTIO_MMIO_SHM_BASE_HIGH as u64;
+    pub const CONFIG_GENERATION: u64 = regs::VIRTIO_MMIO_CONFIG_GENERATION as u64;
+    pub const CONFIG: u64 = regs::VIRTIO_MMIO_CONFIG as u64;
 }
 
 /// Queue registers as the driver wrote them; checked only at `DRIVER_OK`.
@@ -95,8 +118,9 @@ impl QueueConfig {
     }
 
     /// The device-side queue; `Err` if the driver enabled it with invalid values.
-    fn build(&self, mem: &GuestMemoryMmap) -> Result<Queue, Fault> {
-        let mut queue = Queue::new(self.max_size).map_err(|_| Fault::DeviceError)?;
+    fn build(&self, mem: &GuestMemoryMmap) -> Result<Queue, DeviceError> {
+        let mut queue =
+            Queue::new(self.max_size).map_err(|_| DeviceError::QueueMaxSize(self.max_size))?;
         if !self.ready {
             return Ok(queue);
         }
@@ -107,7 +131,7 @@ impl QueueConfig {
             .map_err(|_| Fault::QueueConfig)?;
         // `virtio-queue` takes an available ring at 0 for an unconfigured queue.
         if self.avail == 0 {
-            return Err(Fault::QueueConfig);
+            return Err(Fault::QueueConfig.into());
         }
         queue
             .try_set_avail_ring_address(GuestAddress(self.avail))
@@ -125,7 +149,7 @@ impl QueueConfig {
         ];
         for (addr, len) in rings {
             if !mem.check_range(GuestAddress(addr), len, Permissions::ReadWrite) {
-                return Err(Fault::QueueConfig);
+                return Err(Fault::QueueConfig.into());
             }
         }
         queue.set_ready(true);
@@ -248,27 +272,26 @@ impl MmioTransport {
 
     /// A read of `data.len()` bytes at `offset` in the window.
     pub fn read(&mut self, offset: u64, data: &mut [u8]) {
-        if offset >= CONFIG_OFFSET {
-            self.device.read_config(offset - CONFIG_OFFSET, data);
+        if offset >= register::CONFIG {
+            self.device.read_config(offset - register::CONFIG, data);
             return;
         }
-        let value = match <&mut [u8; 4]>::try_from(&mut *data) {
-            Ok(_) if offset.is_multiple_of(4) => self.read_register(offset),
+        let aligned = offset.is_multiple_of(4);
+        match <&mut [u8; 4]>::try_from(&mut *data) {
+            Ok(bytes) if aligned => *bytes = self.read_register(offset).to_le_bytes(),
             _ => {
                 self.metrics.register_accesses_refused += 1;
                 data.fill(0);
-                return;
             }
-        };
-        data.copy_from_slice(&value.to_le_bytes());
+        }
     }
 
     /// A write of `data` at `offset` in the window. Returns `Some(queue)` for a `QueueNotify`
     /// that the caller must forward to the device thread ([`MmioTransport::queue_notified`]);
     /// no queue is processed here.
     pub fn write(&mut self, offset: u64, data: &[u8]) -> Option<usize> {
-        if offset >= CONFIG_OFFSET {
-            self.device.write_config(offset - CONFIG_OFFSET, data);
+        if offset >= register::CONFIG {
+            self.device.write_config(offset - register::CONFIG, data);
             return None;
         }
         let value = match <[u8; 4]>::try_from(data) {
@@ -318,23 +341,19 @@ impl MmioTransport {
     fn read_register(&self, offset: u64) -> u32 {
         let features = self.device.avail_features();
         match offset {
-            o if o == reg(regs::VIRTIO_MMIO_MAGIC_VALUE) => MAGIC_VALUE,
-            o if o == reg(regs::VIRTIO_MMIO_VERSION) => MMIO_VERSION,
-            o if o == reg(regs::VIRTIO_MMIO_DEVICE_ID) => self.device.device_type(),
-            o if o == reg(regs::VIRTIO_MMIO_VENDOR_ID) => VENDOR_ID,
-            o if o == reg(regs::VIRTIO_MMIO_DEVICE_FEATURES) => match self.features.device_sel {
+            register::MAGIC_VALUE => MAGIC_VALUE,
+            register::VERSION => MMIO_VERSION,
+            register::DEVICE_ID => self.device.device_type(),
+            register::VENDOR_ID => VENDOR_ID,
+            register::DEVICE_FEATURES => match self.features.device_sel {
                 0 => features as u32,
                 1 => (features >> 32) as u32,
                 _ => 0,
             },
-            o if o == reg(regs::VIRTIO_MMIO_QUEUE_NUM_MAX) => {
-                self.selected_queue().map_or(0, |q| u32::from(q.max_size))
-            }
-            o if o == reg(regs::VIRTIO_MMIO_QUEUE_READY) => {
-                self.selected_queue().map_or(0, |q| u32::from(q.ready))
-            }
-            o if o == reg(regs::VIRTIO_MMIO_INTERRUPT_STATUS) => self.interrupt.status(),
-            o if o == reg(regs::VIRTIO_MMIO_STATUS) => {
+            register::QUEUE_NUM_MAX => self.selected_queue().map_or(0, |q| u32::from(q.max_size)),
+            register::QUEUE_READY => self.selected_queue().map_or(0, |q| u32::from(q.ready)),
+            register::INTERRUPT_STATUS => self.interrupt.status(),
+            register::STATUS => {
                 self.status
                     | if self.broken.is_some() {
                         NEEDS_RESET
@@ -342,8 +361,8 @@ impl MmioTransport {
                         0
                     }
             }
-            o if o == reg(regs::VIRTIO_MMIO_CONFIG_GENERATION) => self.config_generation,
-            SHM_LEN_LOW..=SHM_BASE_HIGH => u32::MAX,
+            register::CONFIG_GENERATION => self.config_generation,
+            register::SHM_LEN_LOW..=register::SHM_BASE_HIGH => u32::MAX,
             // Write-only and reserved registers read as zero.
             _ => 0,
         }
@@ -351,17 +370,17 @@ impl MmioTransport {
 
     fn write_register(&mut self, offset: u64, value: u32) -> Option<usize> {
         match offset {
-            o if o == reg(regs::VIRTIO_MMIO_DEVICE_FEATURES_SEL) => {
+            register::DEVICE_FEATURES_SEL => {
                 self.features.device_sel = value;
             }
-            o if o == reg(regs::VIRTIO_MMIO_DRIVER_FEATURES) => self.write_driver_features(value),
-            o if o == reg(regs::VIRTIO_MMIO_DRIVER_FEATURES_SEL) => {
+            register::DRIVER_FEATURES => self.write_driver_features(value),
+            register::DRIVER_FEATURES_SEL => {
                 self.features.driver_sel = value;
             }
-            o if o == reg(regs::VIRTIO_MMIO_QUEUE_SEL) => self.queue_sel = value,
-            o if o == reg(regs::VIRTIO_MMIO_QUEUE_NUM) => self.write_queue(|q| q.size = value),
-            o if o == reg(regs::VIRTIO_MMIO_QUEUE_READY) => self.write_queue_ready(value),
-            o if o == QUEUE_NOTIFY_OFFSET => {
+            register::QUEUE_SEL => self.queue_sel = value,
+            register::QUEUE_NUM => self.write_queue(|q| q.size = value),
+            register::QUEUE_READY => self.write_queue_ready(value),
+            register::QUEUE_NOTIFY => {
                 let queue = usize::try_from(value)
                     .ok()
                     .filter(|&q| q < self.queues.len());
@@ -370,28 +389,28 @@ impl MmioTransport {
                 }
                 return queue;
             }
-            o if o == reg(regs::VIRTIO_MMIO_INTERRUPT_ACK) => self.interrupt.acknowledge(value),
-            o if o == reg(regs::VIRTIO_MMIO_STATUS) => self.write_status(value),
-            o if o == reg(regs::VIRTIO_MMIO_QUEUE_DESC_LOW) => {
+            register::INTERRUPT_ACK => self.interrupt.acknowledge(value),
+            register::STATUS => self.write_status(value),
+            register::QUEUE_DESC_LOW => {
                 self.write_queue(|q| set_low(&mut q.desc, value));
             }
-            o if o == reg(regs::VIRTIO_MMIO_QUEUE_DESC_HIGH) => {
+            register::QUEUE_DESC_HIGH => {
                 self.write_queue(|q| set_high(&mut q.desc, value));
             }
-            o if o == reg(regs::VIRTIO_MMIO_QUEUE_AVAIL_LOW) => {
+            register::QUEUE_AVAIL_LOW => {
                 self.write_queue(|q| set_low(&mut q.avail, value));
             }
-            o if o == reg(regs::VIRTIO_MMIO_QUEUE_AVAIL_HIGH) => {
+            register::QUEUE_AVAIL_HIGH => {
                 self.write_queue(|q| set_high(&mut q.avail, value));
             }
-            o if o == reg(regs::VIRTIO_MMIO_QUEUE_USED_LOW) => {
+            register::QUEUE_USED_LOW => {
                 self.write_queue(|q| set_low(&mut q.used, value));
             }
-            o if o == reg(regs::VIRTIO_MMIO_QUEUE_USED_HIGH) => {
+            register::QUEUE_USED_HIGH => {
                 self.write_queue(|q| set_high(&mut q.used, value));
             }
             // No shared-memory regions: selecting one is harmless.
-            SHM_SEL => {}
+            register::SHM_SEL => {}
             _ => self.metrics.register_accesses_refused += 1,
         }
         None
@@ -481,14 +500,12 @@ impl MmioTransport {
     }
 
     fn activate(&mut self) {
-        let queues: Result<Vec<Queue>, Fault> =
+        let queues: Result<Vec<Queue>, DeviceError> =
             self.queues.iter().map(|q| q.build(&self.mem)).collect();
-        let result = match queues {
-            Ok(queues) => self
-                .device
-                .activate(self.mem.clone(), queues, self.features.acked),
-            Err(fault) => Err(DeviceError::DriverFault(fault)),
-        };
+        let result = queues.and_then(|queues| {
+            self.device
+                .activate(self.mem.clone(), queues, self.features.acked)
+        });
         match result {
             Ok(()) => {
                 self.active = true;
@@ -553,6 +570,7 @@ mod tests {
     /// A device that records what the transport did to it.
     #[derive(Default)]
     struct FakeDevice {
+        sizes: Vec<u16>,
         calls: Arc<Mutex<Vec<String>>>,
         config: [u8; 8],
         fail_next: Arc<AtomicU32>,
@@ -563,7 +581,7 @@ mod tests {
             VIRTIO_ID_RNG
         }
         fn queue_max_sizes(&self) -> &[u16] {
-            &[16, 8]
+            &self.sizes
         }
         fn avail_features(&self) -> u64 {
             COMMON_FEATURES | 1 << 5
@@ -605,7 +623,10 @@ mod tests {
     }
 
     fn fake() -> (FakeDevice, Arc<Mutex<Vec<String>>>, Arc<AtomicU32>) {
-        let d = FakeDevice::default();
+        let d = FakeDevice {
+            sizes: vec![16, 8],
+            ..FakeDevice::default()
+        };
         let calls = d.calls.clone();
         let fail = d.fail_next.clone();
         (d, calls, fail)
@@ -850,6 +871,53 @@ mod tests {
         negotiate(&mut t, FEATURE_VERSION_1);
         write32(&mut t, reg::QUEUE_SEL, 0);
         write32(&mut t, reg::QUEUE_DESC_HIGH, 1);
+        write32(&mut t, reg::QUEUE_READY, 1);
+
+        activate_without_queues(&mut t);
+
+        assert_eq!(t.needs_reset(), Some(Fault::QueueConfig));
+    }
+
+    #[test]
+    fn device_declaring_a_queue_size_not_a_power_of_two_fails_activation() {
+        let m = mem();
+        let (mut d, calls, _) = fake();
+        d.sizes = vec![12];
+        let (mut t, _) = transport(Box::new(d), &m);
+        negotiate(&mut t, FEATURE_VERSION_1);
+
+        activate_without_queues(&mut t);
+
+        assert_eq!(t.needs_reset(), Some(Fault::DeviceError));
+        assert!(calls.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn available_ring_at_address_zero_needs_reset_at_driver_ok() {
+        let m = mem();
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+        negotiate(&mut t, FEATURE_VERSION_1);
+        write32(&mut t, reg::QUEUE_SEL, 0);
+        write32(&mut t, reg::QUEUE_DESC_LOW, 0x1000);
+        write32(&mut t, reg::QUEUE_USED_LOW, 0x2000);
+        write32(&mut t, reg::QUEUE_READY, 1);
+
+        activate_without_queues(&mut t);
+
+        assert_eq!(t.needs_reset(), Some(Fault::QueueConfig));
+    }
+
+    #[test]
+    fn misaligned_descriptor_table_needs_reset_at_driver_ok() {
+        let m = mem();
+        let driver = Driver::new(&m, 16);
+        let (d, _, _) = fake();
+        let (mut t, _) = transport(Box::new(d), &m);
+        negotiate(&mut t, FEATURE_VERSION_1);
+        setup_queue(&mut t, 0, &driver);
+        write32(&mut t, reg::QUEUE_READY, 0);
+        write32(&mut t, reg::QUEUE_DESC_LOW, 0x1008);
         write32(&mut t, reg::QUEUE_READY, 1);
 
         activate_without_queues(&mut t);

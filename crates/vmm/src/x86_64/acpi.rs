@@ -168,7 +168,12 @@ fn dsdt(p: &AcpiPlatform) -> Sdt {
     let com1_uid = aml::Name::new("_UID".into(), &aml::ZERO);
     let com1_crs = aml::Name::new("_CRS".into(), &com1_crs);
     let com1 = aml::Device::new("COM1".into(), vec![&com1_hid, &com1_uid, &com1_crs]);
-    let virtio: Vec<VirtioMmioAml> = p.virtio_mmio.iter().enumerate().map(|(i, d)| VirtioMmioAml::new(i, *d)).collect();
+    let virtio: Vec<VirtioMmioAml> = p
+        .virtio_mmio
+        .iter()
+        .enumerate()
+        .map(|(i, d)| VirtioMmioAml::new(i, *d))
+        .collect();
     let mut devices: Vec<&dyn Aml> = vec![&com1];
     devices.extend(virtio.iter().map(|d| d as &dyn Aml));
     aml::Scope::new("_SB_".into(), devices).to_aml_bytes(&mut body);
@@ -190,7 +195,13 @@ struct VirtioMmioAml {
 
 impl VirtioMmioAml {
     fn new(index: usize, (base, size, gsi): (u64, u64, u32)) -> Self {
-        VirtioMmioAml { name: format!("VR{index:02X}"), uid: index as u32, base: base as u32, size: size as u32, gsi }
+        VirtioMmioAml {
+            name: format!("VR{index:02X}"),
+            uid: index as u32,
+            base: base as u32,
+            size: size as u32,
+            gsi,
+        }
     }
 }
 

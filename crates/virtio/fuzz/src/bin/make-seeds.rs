@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use bulkhead_virtio_fuzz::{ring_layout, run_device, run_transport, Kind, reg};
+use bulkhead_virtio_fuzz::{reg, ring_layout, run_device, run_transport, Kind};
 
 const F_NEXT: u16 = 1;
 const F_WRITE: u16 = 2;
@@ -151,27 +151,118 @@ fn block_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("read", request(T_IN, 2, &rw, 0)),
         ("read-event-idx", request(T_IN, 2, &rw, EVENT_IDX)),
         ("write", request(T_OUT, 1, &out, 0)),
-        ("flush", request(T_FLUSH, 0, &[(HEADER, 16, 0), (STATUS, 1, F_WRITE)], DEVICE_FEATURES)),
-        ("get-id", request(T_GET_ID, 0, &[(HEADER, 16, 0), (DATA, 20, F_WRITE), (STATUS, 1, F_WRITE)], 0)),
+        (
+            "flush",
+            request(
+                T_FLUSH,
+                0,
+                &[(HEADER, 16, 0), (STATUS, 1, F_WRITE)],
+                DEVICE_FEATURES,
+            ),
+        ),
+        (
+            "get-id",
+            request(
+                T_GET_ID,
+                0,
+                &[(HEADER, 16, 0), (DATA, 20, F_WRITE), (STATUS, 1, F_WRITE)],
+                0,
+            ),
+        ),
         ("discard", seg(T_DISCARD, 0, DEVICE_FEATURES)),
         ("discard-unmap", seg(T_DISCARD, 1, DEVICE_FEATURES)),
         ("write-zeroes", seg(T_WRITE_ZEROES, 0, DEVICE_FEATURES)),
-        ("write-zeroes-unmap", seg(T_WRITE_ZEROES, 1, DEVICE_FEATURES)),
+        (
+            "write-zeroes-unmap",
+            seg(T_WRITE_ZEROES, 1, DEVICE_FEATURES),
+        ),
         ("discard-not-negotiated", seg(T_DISCARD, 0, 0)),
-        ("unknown-type", request(0x1234, 0, &[(HEADER, 16, 0), (STATUS, 1, F_WRITE)], 0)),
+        (
+            "unknown-type",
+            request(0x1234, 0, &[(HEADER, 16, 0), (STATUS, 1, F_WRITE)], 0),
+        ),
         ("beyond-capacity", request(T_IN, 127, &rw, 0)),
         ("sector-overflow", request(T_IN, u64::MAX / 256, &rw, 0)),
-        ("not-512-multiple", request(T_OUT, 0, &[(HEADER, 16, 0), (DATA, 100, 0), (STATUS, 1, F_WRITE)], 0)),
+        (
+            "not-512-multiple",
+            request(
+                T_OUT,
+                0,
+                &[(HEADER, 16, 0), (DATA, 100, 0), (STATUS, 1, F_WRITE)],
+                0,
+            ),
+        ),
         ("read-only-write", request(T_OUT, 0, &out, READ_ONLY)),
-        ("header-split", request(T_IN, 0, &[(HEADER, 4, 0), (HEADER + 4, 12, 0), (DATA, 512, F_WRITE), (STATUS, 1, F_WRITE)], 0)),
-        ("indirect-read", indirect(&[(HEADER, 16, F_NEXT, 1), (DATA, 512, F_NEXT | F_WRITE, 2), (STATUS, 1, F_WRITE, 0)], 48, INDIRECT)),
+        (
+            "header-split",
+            request(
+                T_IN,
+                0,
+                &[
+                    (HEADER, 4, 0),
+                    (HEADER + 4, 12, 0),
+                    (DATA, 512, F_WRITE),
+                    (STATUS, 1, F_WRITE),
+                ],
+                0,
+            ),
+        ),
+        (
+            "indirect-read",
+            indirect(
+                &[
+                    (HEADER, 16, F_NEXT, 1),
+                    (DATA, 512, F_NEXT | F_WRITE, 2),
+                    (STATUS, 1, F_WRITE, 0),
+                ],
+                48,
+                INDIRECT,
+            ),
+        ),
         ("loop", looped),
-        ("out-of-range", request(T_OUT, 0, &[(HEADER, 16, 0), (0x11000, 512, 0), (STATUS, 1, F_WRITE)], 0)),
-        ("length-wrap", request(T_OUT, 0, &[(HEADER, 16, 0), (u64::MAX - 100, 512, 0), (STATUS, 1, F_WRITE)], 0)),
-        ("indirect-not-negotiated", indirect(&[(HEADER, 16, 0, 0)], 48, 0)),
-        ("indirect-nested", indirect(&[(0x3000, 16, F_INDIRECT, 0)], 16, INDIRECT)),
-        ("indirect-bad-length", indirect(&[(HEADER, 16, 0, 0)], 40, INDIRECT)),
-        ("wrong-direction", request(T_IN, 0, &[(HEADER, 16, 0), (DATA, 512, 0), (STATUS, 1, F_WRITE)], 0)),
+        (
+            "out-of-range",
+            request(
+                T_OUT,
+                0,
+                &[(HEADER, 16, 0), (0x11000, 512, 0), (STATUS, 1, F_WRITE)],
+                0,
+            ),
+        ),
+        (
+            "length-wrap",
+            request(
+                T_OUT,
+                0,
+                &[
+                    (HEADER, 16, 0),
+                    (u64::MAX - 100, 512, 0),
+                    (STATUS, 1, F_WRITE),
+                ],
+                0,
+            ),
+        ),
+        (
+            "indirect-not-negotiated",
+            indirect(&[(HEADER, 16, 0, 0)], 48, 0),
+        ),
+        (
+            "indirect-nested",
+            indirect(&[(0x3000, 16, F_INDIRECT, 0)], 16, INDIRECT),
+        ),
+        (
+            "indirect-bad-length",
+            indirect(&[(HEADER, 16, 0, 0)], 40, INDIRECT),
+        ),
+        (
+            "wrong-direction",
+            request(
+                T_IN,
+                0,
+                &[(HEADER, 16, 0), (DATA, 512, 0), (STATUS, 1, F_WRITE)],
+                0,
+            ),
+        ),
         ("no-status", request(T_OUT, 0, &[(HEADER, 16, 0)], 0)),
         ("chain-too-long", indirect(&too_long, 257 * 16, INDIRECT)),
         ("head-out-of-range", bad_head),
@@ -196,7 +287,10 @@ fn rng_seeds() -> Vec<(&'static str, Vec<u8>)> {
     };
     vec![
         ("fill", one(&[(DATA, 64, F_WRITE)], 0)),
-        ("capped", one(&[(DATA, 0x800, F_WRITE), (DATA + 0x800, 0x800, F_WRITE)], 0)),
+        (
+            "capped",
+            one(&[(DATA, 0x800, F_WRITE), (DATA + 0x800, 0x800, F_WRITE)], 0),
+        ),
         ("five-buffers", five),
         ("readable-buffer", one(&[(DATA, 16, 0)], 0)),
         ("loop", {
@@ -342,7 +436,11 @@ fn transport_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn write(target: &str, seeds: Vec<(&str, Vec<u8>)>, run: impl Fn(&[u8]) -> Vec<(&'static str, u64)>) {
+fn write(
+    target: &str,
+    seeds: Vec<(&str, Vec<u8>)>,
+    run: impl Fn(&[u8]) -> Vec<(&'static str, u64)>,
+) {
     let dir = Path::new("corpus").join(target);
     std::fs::create_dir_all(&dir).expect("corpus directory");
     for (name, bytes) in seeds {
