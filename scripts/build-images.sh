@@ -6,15 +6,17 @@
 # Output: ${BULKHEAD_CACHE:-$HOME/.cache/bulkhead}/images/
 #   vmlinuz                     linux-image-6.1.0-*-amd64's bzImage, as shipped
 #   vmlinux                     the same kernel as an uncompressed ELF (Xen PVH note checked)
-#   initramfs.cpio.gz           Linux-partition guest root: busybox, /init, VirtIO modules
+#   initramfs.cpio.gz           Linux-partition guest root: busybox, /init, VirtIO modules,
+#                               Debian's fio and iperf3 with every shared library they need
 #   testhost-vmlinux            the test host's kernel (a hard link to vmlinux)
 #   testhost-initramfs.cpio.gz  the test host's root: busybox, /init, kvm-amd + 9p modules
 #   kernel.config               the kernel's build configuration
 #   manifest                    package versions and the build key
 # Downloaded packages are kept in .../bulkhead/debs/. Nothing is installed into this machine
 # except the build tools (cpio, xz-utils, kmod, binutils, gzip) via apt-get.
-# The build is skipped when the manifest's key (kernel + busybox package versions + a hash of
-# this script and scripts/images/*) matches; --force rebuilds anyway.
+# The build is skipped when the manifest's key (kernel, busybox, fio, iperf3 and their library
+# packages' versions + a hash of this script and scripts/images/*) matches; --force rebuilds
+# anyway.
 # See docs/test-host.md.
 set -euo pipefail
 
@@ -97,6 +99,10 @@ exec 9>"$OUT/.lock"
 flock 9 # one build at a time per cache
 
 OUTPUTS=(vmlinuz vmlinux initramfs.cpio.gz testhost-vmlinux testhost-initramfs.cpio.gz)
+# Tools in the guest image: Debian's binaries as shipped, with the shared libraries they load
+# (found by following DT_NEEDED from the binaries through the library packages they depend on).
+TOOL_PKGS=(fio iperf3)
+TOOL_BINS=(/usr/bin/fio /usr/bin/iperf3)
 INPUT_HASH=$(cat "$0" "$FILES_DIR"/* | sha256sum | cut -c1-16)
 
 # Fast path (apt-cache takes ~0.5 s a call here): if the apt lists have not changed since the last
@@ -119,7 +125,7 @@ if [ "$FORCE" = 0 ] && [ -r "$OUT/manifest" ] &&
 fi
 
 # ---------------------------------------------------------------------------------------------
-step "resolving packages (linux-image-amd64, busybox-static)"
+step "resolving packages (linux-image-amd64, busybox-static, ${TOOL_PKGS[*]} and their libraries)"
 resolve() { # metapackage/package -> "name version" using the local apt lists
 	local pkg=$1 real ver
 	if [ "$pkg" = linux-image-amd64 ]; then
@@ -133,20 +139,60 @@ resolve() { # metapackage/package -> "name version" using the local apt lists
 	[ -n "$ver" ] && [ "$ver" != "(none)" ] || return 1
 	echo "$real $ver"
 }
-resolve_all() { # sets KNAME KVER KREL BBNAME BBVER
-	local kpkg bbpkg
+# The tools and, transitively, the library packages (lib*, zlib1g; first alternative of an OR)
+# they depend on, as "name version" lines: one `apt-cache depends --recurse` and one
+# `apt-cache policy`. Packages that hold no library (python3, debconf, ...) are not followed;
+# the DT_NEEDED walk at build time fails loudly if a library is missing.
+resolve_tools() {
+	local graph names
+	graph=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+		--no-replaces --no-enhances "${TOOL_PKGS[@]}" 2>/dev/null) || return 1
+	names=$(awk -v roots="${TOOL_PKGS[*]}" '
+		/^[^ ]/ { pkg = $1; alt = 0; next }
+		/^ *[|]?(Pre)?Depends: / {
+			first = !alt; alt = ($1 ~ /^[|]/); d = $2
+			if (first && d !~ /^</ && (d ~ /^lib/ || d == "zlib1g")) deps[pkg] = deps[pkg] " " d
+			next
+		}
+		END {
+			n = split(roots, q, " ")
+			for (i = 1; i <= n; i++) seen[q[i]] = 1
+			for (i = 1; i <= n; i++) {
+				print q[i]
+				m = split(deps[q[i]], ds, " ")
+				for (j = 1; j <= m; j++) if (!(ds[j] in seen)) { seen[ds[j]] = 1; q[++n] = ds[j] }
+			}
+		}' <<<"$graph")
+	[ -n "$names" ] || return 1
+	# shellcheck disable=SC2086 # one package name a word
+	apt-cache policy $names 2>/dev/null | awk '
+		/^[^ ]/ { sub(/:$/, "", $1); p = $1 }
+		/^  Candidate:/ { if ($2 == "(none)") bad = 1; else print p, $2 }
+		END { exit bad }' | LC_ALL=C sort
+}
+resolve_all() { # sets KNAME KVER KREL BBNAME BBVER TOOLS ("name version" lines)
+	local kpkg bbpkg p
 	kpkg=$(resolve linux-image-amd64) && bbpkg=$(resolve busybox-static) || return 1
 	read -r KNAME KVER <<<"$kpkg"
 	read -r BBNAME BBVER <<<"$bbpkg"
 	KREL=${KNAME#linux-image-} # kernel release, e.g. 6.1.0-56-amd64
+	TOOLS=$(resolve_tools) || return 1
+	for p in "${TOOL_PKGS[@]}"; do grep -q "^$p " <<<"$TOOLS" || return 1; done
+}
+tool_version() { sed -n "s/^$1 //p" <<<"$TOOLS"; }
+make_key() {
+	local p tool_key=""
+	for p in "${TOOL_PKGS[@]}"; do tool_key+="$p=$(tool_version "$p") "; done
+	KEY="$KNAME=$KVER $BBNAME=$BBVER ${tool_key}libs=$(sha256sum <<<"$TOOLS" | cut -c1-16) scripts=$INPUT_HASH"
 }
 if ! resolve_all; then
 	apt_update_once
-	resolve_all || die "cannot resolve linux-image-amd64 / busybox-static with apt-cache"
+	resolve_all || die "cannot resolve linux-image-amd64 / busybox-static / ${TOOL_PKGS[*]} with apt-cache"
 fi
 info "$KNAME $KVER (kernel $KREL), $BBNAME $BBVER"
+info "$(for p in "${TOOL_PKGS[@]}"; do printf '%s %s, ' "$p" "$(tool_version "$p")"; done)$(($(wc -l <<<"$TOOLS") - ${#TOOL_PKGS[@]})) library packages"
 
-KEY="$KNAME=$KVER $BBNAME=$BBVER scripts=$INPUT_HASH"
+make_key
 
 show_outputs() {
 	[ "$QUIET" = 1 ] && return 0
@@ -155,6 +201,7 @@ show_outputs() {
 		[ -e "$OUT/$f" ] && printf '  %-28s %8s\n' "$f" "$(du -h --apparent-size "$OUT/$f" | cut -f1)"
 	done
 	echo "  kernel: $KNAME $KVER ($KREL); busybox: $BBNAME $BBVER"
+	echo "  tools: $(for p in "${TOOL_PKGS[@]}"; do printf '%s %s ' "$p" "$(tool_version "$p")"; done)(+ $(($(wc -l <<<"$TOOLS") - ${#TOOL_PKGS[@]})) library packages)"
 }
 
 up_to_date=1
@@ -169,7 +216,7 @@ if [ "$up_to_date" = 1 ]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-step "downloading $KNAME $KVER and $BBNAME $BBVER into $DEBS"
+step "downloading $KNAME $KVER, $BBNAME $BBVER and $(wc -l <<<"$TOOLS") tool/library packages into $DEBS"
 deb_path() { # name version -> path of the cached .deb, if present
 	local f
 	for f in "$DEBS/$1"_*.deb; do
@@ -193,15 +240,32 @@ fetch() { # name version
 	p=$(deb_path "$1" "$2") || die "downloaded $1 $2 but cannot find the .deb"
 	info "downloaded: $(basename "$p") ($(du -h "$p" | cut -f1))"
 }
-if ! fetch "$KNAME" "$KVER" || ! fetch "$BBNAME" "$BBVER"; then
+fetch_tools() { # the packages of $TOOLS not cached yet, in one apt-get call
+	local name ver missing=() n=0
+	while read -r name ver; do
+		deb_path "$name" "$ver" >/dev/null && continue
+		rm -f "$DEBS/$name"_*.deb
+		missing+=("$name=$ver")
+	done <<<"$TOOLS"
+	if [ ${#missing[@]} -gt 0 ]; then
+		(cd "$DEBS" && apt-get -qq -o APT::Sandbox::User=root download "${missing[@]}" >/dev/null 2>&1) || return 1
+	fi
+	while read -r name ver; do
+		deb_path "$name" "$ver" >/dev/null || die "downloaded $name $ver but cannot find the .deb"
+		n=$((n + 1))
+	done <<<"$TOOLS"
+	info "tools: $n packages, $((n - ${#missing[@]})) cached, ${#missing[@]} downloaded"
+}
+if ! fetch "$KNAME" "$KVER" || ! fetch "$BBNAME" "$BBVER" || ! fetch_tools; then
 	# Stale apt lists: the mirror no longer has that version. Update, re-resolve, retry.
 	[ "$APT_UPDATED" = 0 ] || die "apt-get download failed"
 	apt_update_once
-	resolve_all || die "cannot resolve linux-image-amd64 / busybox-static with apt-cache"
+	resolve_all || die "cannot resolve linux-image-amd64 / busybox-static / ${TOOL_PKGS[*]} with apt-cache"
 	info "now: $KNAME $KVER (kernel $KREL), $BBNAME $BBVER"
-	KEY="$KNAME=$KVER $BBNAME=$BBVER scripts=$INPUT_HASH"
+	make_key
 	fetch "$KNAME" "$KVER" || die "apt-get download $KNAME=$KVER failed"
 	fetch "$BBNAME" "$BBVER" || die "apt-get download $BBNAME=$BBVER failed"
+	fetch_tools || die "apt-get download of ${TOOL_PKGS[*]} and their libraries failed"
 fi
 KDEB=$(deb_path "$KNAME" "$KVER")
 BBDEB=$(deb_path "$BBNAME" "$BBVER")
@@ -212,10 +276,14 @@ STAGE=$WORK/out
 mkdir -p "$STAGE"
 
 # ---------------------------------------------------------------------------------------------
-step "extracting $KNAME and $BBNAME"
+step "extracting $KNAME, $BBNAME and the tool packages"
 KROOT=$WORK/kernel
 dpkg-deb -x "$KDEB" "$KROOT"
 dpkg-deb -x "$BBDEB" "$WORK/busybox"
+TROOT=$WORK/tools # every tool and library package, unpacked over each other
+while read -r name ver; do
+	dpkg-deb -x "$(deb_path "$name" "$ver")" "$TROOT"
+done <<<"$TOOLS"
 BUSYBOX=$WORK/busybox/bin/busybox
 [ -x "$BUSYBOX" ] || die "no bin/busybox in $BBDEB"
 [ -d "$KROOT/lib/modules/$KREL" ] || die "no lib/modules/$KREL in $KDEB"
@@ -253,10 +321,68 @@ info "payload: $comp, ${payload_length} bytes at offset $start -> vmlinux $(du -
 ln "$STAGE/vmlinux" "$STAGE/testhost-vmlinux"
 
 # ---------------------------------------------------------------------------------------------
-# make_initramfs NAME INIT MODULE... : a newc cpio (gzip) with busybox, /init, lib.sh, the
-# modules and their dependencies from modules.dep.
+# copy_from_tools ROOT PATH: copies PATH (absolute, inside $TROOT) into ROOT, following and
+# recreating its chain of symlinks (the loader's /lib64 link, libfoo.so.1 -> libfoo.so.1.2.3).
+# Prints the path of the file at the end of the chain.
+copy_from_tools() {
+	local root=$1 p=$2 t i
+	for i in 1 2 3 4 5 6 7 8; do
+		[ -e "$TROOT$p" ] || [ -L "$TROOT$p" ] || die "tools: $p is in none of the packages"
+		mkdir -p "$root$(dirname "$p")"
+		if [ -L "$TROOT$p" ]; then
+			[ -L "$root$p" ] || cp -P "$TROOT$p" "$root$p"
+			t=$(readlink "$TROOT$p")
+			case $t in /*) p=$t ;; *) p=$(dirname "$p")/$t ;; esac
+			continue
+		fi
+		[ -f "$root$p" ] || cp "$TROOT$p" "$root$p"
+		echo "$p"
+		return 0
+	done
+	die "tools: too many symlinks at $2"
+}
+
+# install_tools ROOT: the tool binaries, their program interpreter and, transitively, every
+# library in their DT_NEEDED, searched like ld.so (DT_RUNPATH/DT_RPATH, then the multiarch
+# directories; no ld.so.cache in the guest). Sets TOOLS_INFO.
+install_tools() {
+	local root=$1 todo=() f so d dirs found interp seen=" " nlib=0 bytes
+	for f in "${TOOL_BINS[@]}"; do
+		found=$(copy_from_tools "$root" "$f") || exit 1
+		todo+=("$found")
+		interp=$(readelf -lW "$TROOT$f" | sed -n 's/.*Requesting program interpreter: \(.*\)]$/\1/p')
+		[ -n "$interp" ] || die "tools: $f has no program interpreter"
+		case $seen in *" $interp "*) ;; *) seen+="$interp "; copy_from_tools "$root" "$interp" >/dev/null || exit 1 ;; esac
+	done
+	while [ ${#todo[@]} -gt 0 ]; do
+		f=${todo[0]}
+		todo=("${todo[@]:1}")
+		dirs=$(readelf -dW "$TROOT$f" | sed -n 's/.*(R\(UN\)\{0,1\}PATH).*\[\(.*\)\]$/\2/p' | tr ':' ' ')
+		dirs=${dirs//\$ORIGIN/$(dirname "$f")}
+		for so in $(readelf -dW "$TROOT$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'); do
+			case $seen in *" $so "*) continue ;; esac
+			seen+="$so "
+			found=
+			for d in $dirs /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu /lib /usr/lib; do
+				if [ -e "$TROOT$d/$so" ] || [ -L "$TROOT$d/$so" ]; then found=$d/$so; break; fi
+			done
+			[ -n "$found" ] || die "tools: $so (needed by $f) is in none of the packages of ${TOOL_PKGS[*]}'s dependencies"
+			found=$(copy_from_tools "$root" "$found") || exit 1
+			todo+=("$found")
+			nlib=$((nlib + 1))
+		done
+	done
+	bytes=$(find "$root" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+	TOOLS_INFO="${TOOL_BINS[*]##*/} + $nlib shared libraries (the loader included), $((bytes / 1048576)) MiB"
+}
+
+# make_initramfs [--tools] NAME INIT MODULE... : a newc cpio (gzip) with busybox, /init,
+# lib.sh, the modules and their dependencies from modules.dep; with --tools also fio and
+# iperf3 (install_tools).
 make_initramfs() {
-	local name=$1 init=$2 root=$WORK/root-$1 line rel m deps kind path n=0
+	local tools=0
+	if [ "$1" = --tools ]; then tools=1; shift; fi
+	local name=$1 init=$2 root=$WORK/root-$1 line rel m deps kind path n=0 level=9 extra=""
 	shift 2
 	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc/bulkhead,proc,sys,dev,tmp,run,root,mnt}
 	cp "$BUSYBOX" "$root/bin/busybox"
@@ -295,14 +421,20 @@ make_initramfs() {
 		[ -e "$KROOT/lib/modules/$KREL/$f" ] && cp "$KROOT/lib/modules/$KREL/$f" "$root/lib/modules/$KREL/"
 	done
 	depmod -b "$root" "$KREL"
+	if [ "$tools" = 1 ]; then
+		install_tools "$WORK/tools-$name" # on its own first, to measure it
+		cp -a "$WORK/tools-$name/." "$root/"
+		extra="; $TOOLS_INFO"
+		level=6 # ~90 MB to compress: -9 takes 3x as long for 0.5 % less
+	fi
 	(cd "$root" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
 		cpio --null --create --format=newc --owner=0:0 --reproducible --quiet) |
-		gzip -n -9 >"$STAGE/$name"
-	info "$name: busybox ($("$BUSYBOX" --list-full | wc -l) applets), $n modules ($(cd "$root/lib/modules/$KREL" && find . -name '*.ko*' -printf '%f\n' | sed 's/\.ko.*//' | sort | xargs))"
+		gzip -n -"$level" >"$STAGE/$name"
+	info "$name: busybox ($("$BUSYBOX" --list-full | wc -l) applets), $n modules ($(cd "$root/lib/modules/$KREL" && find . -name '*.ko*' -printf '%f\n' | sed 's/\.ko.*//' | sort | xargs))$extra"
 }
 
-step "building initramfs.cpio.gz (guest: busybox, /init, VirtIO modules)"
-make_initramfs initramfs.cpio.gz guest-init \
+step "building initramfs.cpio.gz (guest: busybox, /init, VirtIO modules, ${TOOL_PKGS[*]})"
+make_initramfs --tools initramfs.cpio.gz guest-init \
 	virtio_mmio virtio_pci virtio_blk virtio_net virtio_console virtio_rng vmw_vsock_virtio_transport
 
 step "building testhost-initramfs.cpio.gz (busybox, /init, kvm-amd, 9p over virtio-mmio)"
@@ -315,6 +447,7 @@ key: $KEY
 kernel-package: $KNAME $KVER
 kernel-release: $KREL
 busybox-package: $BBNAME $BBVER
+tool-packages: $(tr ' ' '=' <<<"$TOOLS" | xargs)
 built: $(date -u +%Y-%m-%dT%H:%M:%SZ)
 EOF
 
