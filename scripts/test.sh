@@ -26,21 +26,24 @@ step "bulkhead: unit and integration tests (Linux guests boot inside the KVM tes
 cargo test --workspace
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
-step "fuzz: every target of crates/virtio/fuzz for ${FUZZ_SECONDS} s (cargo-fuzz, libFuzzer + ASan)"
+step "fuzz: every target under crates/*/fuzz for ${FUZZ_SECONDS} s each (cargo-fuzz, libFuzzer + ASan)"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-for target in $(cd crates/virtio/fuzz/fuzz_targets && ls -- *.rs | sed "s/\.rs$//"); do
-	mkdir -p "$scratch/$target"
-	log=$scratch/$target.log
-	# New inputs go to the scratch folder; the committed seeds in corpus/ stay as they are.
-	if (cd crates/virtio/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" "$scratch/$target" \
-		"corpus/$target" -- -max_total_time="$FUZZ_SECONDS" -print_final_stats=1) >"$log" 2>&1; then
-		runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-		echo "    $target: ${runs:-?} inputs in ${FUZZ_SECONDS} s, no crash"
-	else
-		tail -n 80 "$log"
-		echo "fuzz target $target failed (log above)" >&2
-		exit 1
-	fi
+for fuzz in crates/*/fuzz; do
+	for target in $(cd "$fuzz/fuzz_targets" && ls -- *.rs | sed 's/\.rs$//'); do
+		crate=$(basename "$(dirname "$fuzz")")
+		mkdir -p "$scratch/$crate-$target"
+		log=$scratch/$crate-$target.log
+		# New inputs go to the scratch folder; the committed seeds in corpus/ stay as they are.
+		if (cd "$fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" "$scratch/$crate-$target" \
+			"corpus/$target" -- -max_total_time="$FUZZ_SECONDS" -print_final_stats=1) >"$log" 2>&1; then
+			runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+			echo "    $crate/$target: ${runs:-?} inputs in ${FUZZ_SECONDS} s, no crash"
+		else
+			tail -n 80 "$log"
+			echo "fuzz target $crate/$target failed (log above)" >&2
+			exit 1
+		fi
+	done
 done
