@@ -5,13 +5,18 @@
 //! status, restarts partitions whose guest reset (per `on_reset`, up to `max_restarts`), and
 //! ends when every partition has stopped. Ctrl-C or SIGTERM stops every partition.
 //!
+//! Each run has a private run directory (mode 0700, removed when the run ends), named to the
+//! partition processes in `BULKHEAD_RUN_DIR`: links between partitions bind their sockets
+//! there (`bulkhead-partition`'s link backend).
+//!
 //! Threads: the main thread polls the partition processes and the stop flag; two reader
 //! threads per partition process copy its standard output (console) and error (monitor log).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +26,56 @@ use bulkhead_config::{OnReset, PartitionPlan, SystemPlan};
 
 /// How often the main thread looks at the partition processes.
 const POLL: Duration = Duration::from_millis(10);
+/// The environment variable that names the run directory to partition processes.
+const RUN_DIR_ENV: &str = "BULKHEAD_RUN_DIR";
+
+/// This run's private directory, `<base>/<system>-<supervisor pid>` with mode 0700, where
+/// `<base>` is the first of `$XDG_RUNTIME_DIR/bulkhead`, `/run/bulkhead` and
+/// `<temporary directory>/bulkhead` that can be created. Removed on drop.
+struct RunDir(PathBuf);
+
+impl RunDir {
+    fn create(system: &str) -> std::io::Result<RunDir> {
+        let leaf = format!("{system}-{}", std::process::id());
+        let mut bases = Vec::new();
+        if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+            bases.push(PathBuf::from(xdg).join("bulkhead"));
+        }
+        bases.push(PathBuf::from("/run/bulkhead"));
+        bases.push(std::env::temp_dir().join("bulkhead"));
+        let mut last = None;
+        for base in bases {
+            match create_private_dir(&base, &leaf) {
+                Ok(dir) => return Ok(RunDir(dir)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no place for a run directory")))
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Creates `base` (if missing) and `base/leaf` (replacing a stale one of an earlier run that
+/// had the same process ID), both mode 0700.
+fn create_private_dir(base: &Path, leaf: &str) -> std::io::Result<PathBuf> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(base)?;
+    let dir = base.join(leaf);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(dir)
+}
 
 /// Why a partition process ended, from its exit status (codes set by
 /// `bulkhead_partition::StopReason::exit_code`).
@@ -96,6 +151,15 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
         }
     }
     let out: Out = Arc::new(Mutex::new(std::io::stdout()));
+    let run_dir = RunDir::create(&plan.name)
+        .map_err(|e| {
+            eprintln!(
+                "[bulkhead] warning: cannot create a run directory ({e}): links between \
+                 partitions will not work"
+            );
+        })
+        .ok();
+    let run_dir = run_dir.as_ref().map(|d| d.0.as_path());
     eprintln!(
         "[bulkhead] system \"{}\": starting {} partition(s)",
         plan.name,
@@ -113,7 +177,7 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
         })
         .collect();
     for part in &mut parts {
-        start(part, description, &out);
+        start(part, description, run_dir, &out);
     }
 
     let mut interrupted = false;
@@ -163,7 +227,7 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
                     "[bulkhead] {}: restarting (restart {} of at most {})",
                     part.plan.name, part.restarts, part.plan.max_restarts
                 );
-                start(part, description, &out);
+                start(part, description, run_dir, &out);
             }
         }
         std::thread::sleep(POLL);
@@ -186,9 +250,13 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
     }
 }
 
-fn start(part: &mut Running, description: &Path, out: &Out) {
+fn start(part: &mut Running, description: &Path, run_dir: Option<&Path>, out: &Out) {
     let name = part.plan.name.clone();
-    let spawned = Command::new(crate::self_exe())
+    let mut command = Command::new(crate::self_exe());
+    if let Some(dir) = run_dir {
+        command.env(RUN_DIR_ENV, dir);
+    }
+    let spawned = command
         .arg("partition")
         .arg(description)
         .arg(&name)
@@ -287,6 +355,23 @@ mod tests {
             Ended::from_status(ExitStatus::from_raw(9)),
             Ended::Signal(9)
         );
+    }
+
+    #[test]
+    fn run_directory_is_private_and_replaces_a_stale_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let base =
+            std::env::temp_dir().join(format!("bulkhead-rundir-test-{}", std::process::id()));
+        std::fs::create_dir_all(base.join("sys-1")).unwrap();
+        std::fs::write(base.join("sys-1/stale.sock"), b"").unwrap();
+
+        let dir = create_private_dir(&base, "sys-1").unwrap();
+
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        let empty = std::fs::read_dir(&dir).unwrap().next().is_none();
+        std::fs::remove_dir_all(&base).unwrap();
+        assert_eq!(mode, 0o700);
+        assert!(empty);
     }
 
     #[test]

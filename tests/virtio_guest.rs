@@ -8,28 +8,6 @@ mod common;
 
 use common::*;
 
-/// Encodes a shell script for the guest init's `bh.cmd=` (`+` is a space, `%XX` a byte).
-fn bh_cmd(script: &str) -> String {
-    let mut out = String::from("bh.cmd=");
-    for b in script.bytes() {
-        match b {
-            b' ' => out.push('+'),
-            b'a'..=b'z'
-            | b'A'..=b'Z'
-            | b'0'..=b'9'
-            | b'.'
-            | b'/'
-            | b'-'
-            | b'_'
-            | b'='
-            | b':'
-            | b',' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// A bash script for the test host: writes `/tmp/t/system.toml` with one Linux partition with
 /// `devices` (TOML) and the guest command `guest_script`, then runs `body` (which starts
 /// bulkhead as `$BULKHEAD run /tmp/t/system.toml`).

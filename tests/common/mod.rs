@@ -215,3 +215,26 @@ pub fn in_test_host(script: &str, timeout_s: u32) -> (ExitStatus, String) {
     text.push_str(&String::from_utf8_lossy(&output.stderr));
     (output.status, text)
 }
+
+/// Encodes a shell script for the guest init's `bh.cmd=` (`+` is a space, `%XX` a byte; see
+/// `scripts/images/lib.sh`).
+pub fn bh_cmd(script: &str) -> String {
+    let mut out = String::from("bh.cmd=");
+    for b in script.bytes() {
+        match b {
+            b' ' => out.push('+'),
+            b'a'..=b'z'
+            | b'A'..=b'Z'
+            | b'0'..=b'9'
+            | b'.'
+            | b'/'
+            | b'-'
+            | b'_'
+            | b'='
+            | b':'
+            | b',' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

@@ -14,8 +14,10 @@
 
 mod console;
 mod exits;
+mod link;
 mod placement;
 mod run;
+mod tap;
 mod virtio;
 
 pub use placement::{Placement, PlacementError};

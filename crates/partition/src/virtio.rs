@@ -5,12 +5,15 @@
 //! [`VirtioDevices::mmio_write`] (MMIO exits); queue work runs only on the partition's device
 //! thread ([`VirtioDevices::spawn_device_thread`]), woken by the ioeventfd of the notified queue,
 //! so a guest's kick never runs device code on a vCPU thread. Interrupts leave through irqfds.
+//! The device thread also waits, edge-triggered, on each device's host-side input (a network
+//! backend's TAP or link socket, [`MmioTransport::backend_fd`]), and comes back without waiting
+//! to any queue or backend that stopped at its work cap.
 
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 
-use bulkhead_config::{DeviceKind, DevicePlan, PartitionPlan};
-use bulkhead_virtio::{block::Block, console::Console as VirtioConsole, rng::Rng};
+use bulkhead_config::{DeviceKind, DevicePlan, NetBackend, PartitionPlan};
+use bulkhead_virtio::{block::Block, console::Console as VirtioConsole, net::Net, rng::Rng};
 use bulkhead_virtio::{Interrupt, MmioTransport, VirtioDevice, QUEUE_NOTIFY_OFFSET};
 use bulkhead_vmm::x86_64::layout::{VIRTIO_FIRST_GSI, VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE};
 use bulkhead_vmm::Vm;
@@ -18,7 +21,9 @@ use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::console::Console;
+use crate::link::Link;
 use crate::run::PartitionError;
+use crate::tap::Tap;
 
 /// Where device `index` lives: register window base and interrupt line.
 pub fn placement(index: usize) -> (u64, u32) {
@@ -69,7 +74,7 @@ impl VirtioDevices {
         let mut slots = Vec::new();
         for (index, device_plan) in plan.devices.iter().enumerate() {
             let (base, gsi) = placement(index);
-            let device = create_device(device_plan, console)?;
+            let device = create_device(plan, device_plan, console)?;
             let irq = EventFd::new(libc::EFD_NONBLOCK).map_err(PartitionError::EventFd)?;
             vm.register_irqfd(&irq, gsi)?;
             let interrupt = Interrupt::new(irq);
@@ -156,25 +161,42 @@ impl VirtioDevices {
         true
     }
 
-    /// Starts the device thread, which serves queue notifications until the process ends.
+    /// Starts the device thread, which serves queue notifications and backend input until the
+    /// process ends.
     pub fn spawn_device_thread(&self, name: &str) -> Result<(), PartitionError> {
         if self.slots.is_empty() {
             return Ok(());
         }
         let epoll = Epoll::new().map_err(PartitionError::EventFd)?;
         let mut routes = Vec::new();
-        for (device, slot) in self.slots.iter().enumerate() {
+        for slot in &self.slots {
             for (queue, evt) in slot.notifiers.iter().enumerate() {
-                let token = routes.len() as u64;
                 let evt = evt.try_clone().map_err(PartitionError::EventFd)?;
-                epoll
-                    .ctl(
-                        ControlOperation::Add,
-                        evt.as_raw_fd(),
-                        EpollEvent::new(EventSet::IN, token),
-                    )
-                    .map_err(PartitionError::EventFd)?;
-                routes.push((Arc::clone(&slot.transport), queue, evt, device));
+                add_to_epoll(&epoll, evt.as_raw_fd(), EventSet::IN, routes.len())?;
+                routes.push(Route {
+                    transport: Arc::clone(&slot.transport),
+                    source: Source::Queue(queue, evt),
+                });
+            }
+            let backend = slot
+                .transport
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .backend_fd();
+            if let Some(fd) = backend {
+                // Edge-triggered: the device reads until the backend is empty, or stops
+                // for a reason that brings it back (see `VirtioDevice::process_backend`),
+                // so a backend with input but no guest buffer does not spin this thread.
+                add_to_epoll(
+                    &epoll,
+                    fd,
+                    EventSet::IN | EventSet::EDGE_TRIGGERED,
+                    routes.len(),
+                )?;
+                routes.push(Route {
+                    transport: Arc::clone(&slot.transport),
+                    source: Source::Backend,
+                });
             }
         }
         std::thread::Builder::new()
@@ -185,34 +207,85 @@ impl VirtioDevices {
     }
 }
 
-type Route = (Arc<Mutex<MmioTransport>>, usize, EventFd, usize);
+fn add_to_epoll(
+    epoll: &Epoll,
+    fd: std::os::fd::RawFd,
+    events: EventSet,
+    token: usize,
+) -> Result<(), PartitionError> {
+    epoll
+        .ctl(
+            ControlOperation::Add,
+            fd,
+            EpollEvent::new(events, token as u64),
+        )
+        .map_err(PartitionError::EventFd)
+}
 
-/// The device thread's loop: wait for queue notifications, serve each.
+/// What wakes the device thread for one device.
+enum Source {
+    /// A queue's notification (its index and ioeventfd).
+    Queue(usize, EventFd),
+    /// The device's host-side input (the descriptor stays owned by the device).
+    Backend,
+}
+
+struct Route {
+    transport: Arc<Mutex<MmioTransport>>,
+    source: Source,
+}
+
+impl Route {
+    /// Serves this source once; returns whether its work cap left work for another round.
+    fn serve(&self) -> bool {
+        let mut transport = self.transport.lock().unwrap_or_else(|e| e.into_inner());
+        match &self.source {
+            Source::Queue(queue, _) => transport.queue_notified(*queue),
+            Source::Backend => transport.backend_ready(),
+        }
+    }
+}
+
+/// The device thread's loop: wait for queue notifications and backend input, serve each;
+/// sources stopped at their work cap are served again after a look (without waiting) at the
+/// others, so no queue can hold the thread.
 fn serve(epoll: Epoll, routes: Vec<Route>) {
     let mut events = vec![EpollEvent::default(); routes.len().max(1)];
+    let mut again: Vec<usize> = Vec::new();
     loop {
-        let n = match epoll.wait(-1, &mut events) {
+        let timeout = if again.is_empty() { -1 } else { 0 };
+        let n = match epoll.wait(timeout, &mut events) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => return,
         };
-        for event in &events[..n] {
-            let Some((transport, queue, evt, _)) = routes.get(event.data() as usize) else {
+        let mut todo = std::mem::take(&mut again);
+        for event in events.iter().take(n) {
+            let token = event.data() as usize;
+            let Some(route) = routes.get(token) else {
                 continue;
             };
-            let _ = evt.read();
-            transport
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .queue_notified(*queue);
+            if let Source::Queue(_, evt) = &route.source {
+                let _ = evt.read();
+            }
+            if !todo.contains(&token) {
+                todo.push(token);
+            }
+        }
+        for token in todo {
+            if routes.get(token).is_some_and(Route::serve) {
+                again.push(token);
+            }
         }
     }
 }
 
 fn create_device(
+    partition: &PartitionPlan,
     plan: &DevicePlan,
     console: &Console,
 ) -> Result<Box<dyn VirtioDevice>, PartitionError> {
+    let failed = |e: &dyn std::error::Error| PartitionError::Device(plan.index, error_chain(e));
     Ok(match &plan.kind {
         DeviceKind::Block(b) => Box::new(
             Block::new(&b.path, b.read_only, &b.id)
@@ -220,6 +293,16 @@ fn create_device(
         ),
         DeviceKind::Rng(r) => Box::new(Rng::new(r.max_bytes_per_request)),
         DeviceKind::Console => Box::new(VirtioConsole::new(Box::new(console.clone()))),
+        DeviceKind::Net(net) => {
+            let backend: Box<dyn bulkhead_virtio::net::NetBackend> = match &net.backend {
+                NetBackend::Tap { name } => Box::new(Tap::open(name).map_err(|e| failed(&e))?),
+                NetBackend::Link { partition: peer } => {
+                    let run_dir = Link::run_dir().map_err(|e| failed(&e))?;
+                    Box::new(Link::open(&run_dir, &partition.name, peer).map_err(|e| failed(&e))?)
+                }
+            };
+            Box::new(Net::new(net.mac, backend))
+        }
         other => {
             return Err(PartitionError::Device(
                 plan.index,
@@ -227,4 +310,16 @@ fn create_device(
             ))
         }
     })
+}
+
+/// `error` and its sources, joined with ": " ([`PartitionError::Device`] holds a string).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
 }

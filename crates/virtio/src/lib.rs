@@ -1,6 +1,6 @@
 //! VirtIO 1.2 devices (modern interface only) over the virtio-mmio transport, for guests that
 //! drive them with their own drivers (Debian 12's `virtio_mmio`, `virtio_blk`, `virtio_rng`,
-//! `virtio_console`). Design notes and limits: `docs/virtio.md`.
+//! `virtio_console`, `virtio_net`). Design notes and limits: `docs/virtio.md`.
 //!
 //! Like the other device crates this one knows nothing of KVM, processes or ACPI. A device gets
 //! guest memory ([`vm_memory::GuestMemoryMmap`]) and an interrupt line ([`Interrupt`], an
@@ -9,9 +9,11 @@
 //! - [`MmioTransport`] (virtio 1.2 §4.2.2): the register window, the device status state machine
 //!   (§2.1, §3.1.1), feature negotiation (§2.2), queue configuration. vCPU threads call
 //!   [`MmioTransport::read`]/[`MmioTransport::write`]; the partition's device thread calls
-//!   [`MmioTransport::queue_notified`]. No queue is ever processed inside `write`.
-//! - [`block`] (§5.2), [`rng`] (§5.4), [`console`] (§5.3): the devices, each behind
-//!   [`VirtioDevice`].
+//!   [`MmioTransport::queue_notified`], and [`MmioTransport::backend_ready`] when a device's
+//!   host-side input ([`VirtioDevice::backend_fd`]) is readable. No queue is ever processed
+//!   inside `write`.
+//! - [`block`] (§5.2), [`rng`] (§5.4), [`console`] (§5.3), [`net`] (§5.1): the devices, each
+//!   behind [`VirtioDevice`].
 //!
 //! The guest is hostile. Every descriptor chain is walked and checked once, before any byte of
 //! it is used (`chain.rs`); a driver that breaks the protocol breaks only its device: the
@@ -35,6 +37,7 @@ pub mod console;
 mod fault;
 mod interrupt;
 mod mmio;
+pub mod net;
 mod queue;
 mod ratelimit;
 pub mod rng;
@@ -45,6 +48,8 @@ mod testing;
 pub use fault::Fault;
 pub use interrupt::Interrupt;
 pub use mmio::{MmioTransport, MMIO_WINDOW_SIZE, QUEUE_NOTIFY_OFFSET};
+
+use std::os::fd::RawFd;
 
 use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
@@ -102,9 +107,9 @@ impl DeviceError {
 
 /// A VirtIO device model behind a transport. Called with the transport's lock held: from vCPU
 /// threads for configuration space accesses, from the partition's device thread for
-/// `process_queue`.
+/// `process_queue` and `process_backend`.
 pub trait VirtioDevice: Send {
-    /// The device ID (virtio 1.2 §5: 2 block, 3 console, 4 entropy).
+    /// The device ID (virtio 1.2 §5: 1 network, 2 block, 3 console, 4 entropy).
     fn device_type(&self) -> u32;
     /// Maximum size of each queue (each a power of two, at most 32768); the length is the
     /// number of queues.
@@ -132,6 +137,25 @@ pub trait VirtioDevice: Send {
     /// available: the caller must call it again (after serving its other sources).
     fn queue_pending(&self, index: usize) -> bool {
         let _ = index;
+        false
+    }
+    /// A descriptor that becomes readable when host-side input waits for the device (a network
+    /// backend's socket), or `None` (the default). The same for the device's lifetime; the
+    /// device thread waits on it edge-triggered and then calls
+    /// [`VirtioDevice::process_backend`] (through [`MmioTransport::backend_ready`]).
+    fn backend_fd(&self) -> Option<RawFd> {
+        None
+    }
+    /// Serves host-side input after `backend_fd` became readable. Same result as
+    /// [`VirtioDevice::process_queue`]. Must read the input until none is left, or stop for a
+    /// reason that brings it back: no guest buffer (the driver's next notification of that
+    /// queue resumes it), or the work cap ([`VirtioDevice::backend_pending`]).
+    fn process_backend(&mut self) -> Result<bool, DeviceError> {
+        Ok(false)
+    }
+    /// Whether the last `process_backend` stopped at its work cap: call it again (after
+    /// serving the other sources).
+    fn backend_pending(&self) -> bool {
         false
     }
     /// Back to the state before activation (the driver wrote 0 to the status register).

@@ -11,6 +11,11 @@ pub(crate) struct TransportMetrics {
     /// `notifications_ignored`: notifications before `DRIVER_OK`, while the device needs a
     /// reset, or for a queue that does not exist.
     pub notifications_ignored: u64,
+    /// `backend_events`: wake-ups of the device's host-side input passed to the device.
+    pub backend_events: u64,
+    /// `backend_events_ignored`: such wake-ups before `DRIVER_OK` or while the device needs a
+    /// reset (the input stays where it is).
+    pub backend_events_ignored: u64,
     /// `interrupts_used`: used-buffer interrupts raised.
     pub interrupts_used: u64,
     /// `interrupts_config`: configuration-change interrupts raised (including `NEEDS_RESET`).
@@ -36,6 +41,8 @@ impl TransportMetrics {
         let mut out = vec![
             ("notifications", self.notifications),
             ("notifications_ignored", self.notifications_ignored),
+            ("backend_events", self.backend_events),
+            ("backend_events_ignored", self.backend_events_ignored),
             ("interrupts_used", self.interrupts_used),
             ("interrupts_config", self.interrupts_config),
             ("register_accesses_refused", self.register_accesses_refused),

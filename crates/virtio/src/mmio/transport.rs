@@ -3,7 +3,8 @@
 //!
 //! Threads: vCPU threads call [`MmioTransport::read`] and [`MmioTransport::write`] for MMIO
 //! exits; the partition's device thread calls [`MmioTransport::queue_notified`] (KVM
-//! ioeventfds catch `QueueNotify` writes). `write` never processes a queue: a `QueueNotify`
+//! ioeventfds catch `QueueNotify` writes) and [`MmioTransport::backend_ready`] (the device's
+//! host-side input became readable). `write` never processes a queue: a `QueueNotify`
 //! that reaches it comes back as `Some(queue)` for the caller to forward. The interrupt status
 //! lives in [`Interrupt`] (atomics), so raising, reading and acknowledging interrupts need no
 //! lock on the transport.
@@ -20,6 +21,7 @@
 //!   `DEVICE_NEEDS_RESET`;
 //! - once the device needs a reset it serves nothing until the driver resets it.
 
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +29,9 @@ use virtio_bindings::virtio_config::{
     VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK,
     VIRTIO_CONFIG_S_FAILED, VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_CONFIG_S_NEEDS_RESET,
 };
-use virtio_bindings::virtio_ids::{VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG};
+use virtio_bindings::virtio_ids::{
+    VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_NET, VIRTIO_ID_RNG,
+};
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestAddress, GuestMemory, GuestMemoryMmap, Permissions};
 
@@ -211,6 +215,7 @@ impl MmioTransport {
             VIRTIO_ID_BLOCK => "virtio-blk".to_string(),
             VIRTIO_ID_CONSOLE => "virtio-console".to_string(),
             VIRTIO_ID_RNG => "virtio-rng".to_string(),
+            VIRTIO_ID_NET => "virtio-net".to_string(),
             other => format!("virtio-{other}"),
         };
         MmioTransport {
@@ -326,6 +331,37 @@ impl MmioTransport {
             }
         }
         self.device.queue_pending(queue)
+    }
+
+    /// The device's host-side input descriptor ([`VirtioDevice::backend_fd`]), for the device
+    /// thread to wait on, edge-triggered.
+    pub fn backend_fd(&self) -> Option<RawFd> {
+        self.device.backend_fd()
+    }
+
+    /// Serves the device's host-side input after its descriptor became readable (device
+    /// thread). Returns whether the per-call cap left work: call again, after the other
+    /// sources. Before `DRIVER_OK` and while the device needs a reset, input is left where it
+    /// is (the driver's first receive notification after activation picks it up). Interrupts
+    /// and faults as in [`MmioTransport::queue_notified`].
+    pub fn backend_ready(&mut self) -> bool {
+        if !self.active || self.broken.is_some() {
+            self.metrics.backend_events_ignored += 1;
+            return false;
+        }
+        self.metrics.backend_events += 1;
+        match self.device.process_backend() {
+            Ok(true) => {
+                self.metrics.interrupts_used += 1;
+                self.interrupt.signal_used_queue();
+            }
+            Ok(false) => {}
+            Err(e) => {
+                self.mark_broken(&e);
+                return false;
+            }
+        }
+        self.device.backend_pending()
     }
 
     /// The device's configuration changed on the host side: bumps `ConfigGeneration` and, once
@@ -1100,6 +1136,6 @@ mod tests {
         let metrics = t.metrics();
 
         assert_eq!(metrics.last().unwrap(), &("fake", 1));
-        assert_eq!(metrics.len(), 8 + Fault::ALL.len() + 1);
+        assert_eq!(metrics.len(), 10 + Fault::ALL.len() + 1);
     }
 }
