@@ -1,8 +1,8 @@
 #!/bin/bash
 # Runs the benchmarks and prints their Markdown tables: the RT guest on this machine's
-# /dev/kvm, then the Linux partition inside the KVM test host (where QEMU, Debian's
-# qemu-system-x86, runs beside bulkhead on the same real KVM). Paste the output, with the
-# commit, into docs/benchmarks.md.
+# /dev/kvm, then the Linux partition's boot and its virtio-blk throughput (fio in the guest)
+# inside the KVM test host (where QEMU, Debian's qemu-system-x86, runs beside bulkhead on the
+# same real KVM). Paste the output, with the commit, into docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUNS=${RUNS:-5}
@@ -14,3 +14,5 @@ echo
 /usr/bin/python3 bench/boot.py rt --runs "$RUNS"
 echo
 scripts/testhost.sh run --timeout 3000 -- /usr/bin/python3 bench/boot.py linux --runs "$RUNS"
+echo
+scripts/testhost.sh run --timeout 3000 -- /usr/bin/python3 bench/block.py --runs "$RUNS"
