@@ -18,7 +18,7 @@ name = "{name}"
 criticality = "low"
 vcpus = 1
 cpus = [{cpu}]
-memory_mib = 256
+memory_mib = 512
 kernel = "{kernel}"
 initrd = "{initrd}"
 cmdline = "console=ttyS0 loglevel=4 bh.modules=virtio bh.action={action} {cmd}"

@@ -26,7 +26,7 @@ name = "linux"
 criticality = "low"
 vcpus = 1
 cpus = [0]
-memory_mib = 256
+memory_mib = 512
 kernel = "{kernel}"
 initrd = "{initrd}"
 cmdline = "console=ttyS0 loglevel=4 bh.modules=virtio bh.action={action} {cmd}"
