@@ -108,7 +108,7 @@ fn guest_reboot_restarts_the_partition() {
 fn rt_partition_reports_while_linux_boots_beside_it() {
     let dir = scratch("linux_beside_rt");
     let rt = format!(
-        "[[partition]]\nname = \"control\"\ncriticality = \"high\"\nvcpus = 1\ncpus = [1]\nmemory_mib = 32\nkernel = \"{}\"\ncmdline = \"period_us=1000 duration_s=25\"\n",
+        "[[partition]]\nname = \"control\"\ncriticality = \"high\"\nvcpus = 1\ncpus = [1]\nmemory_mib = 32\nkernel = \"{}\"\ncmdline = \"period_us=1000 duration_s=0\"\n",
         rt_demo().display()
     );
     let desc = write_description(
@@ -118,8 +118,19 @@ fn rt_partition_reports_while_linux_boots_beside_it() {
             linux_partition("vmlinuz", "bh.action=poweroff", "")
         ),
     );
+    // The RT partition runs until stopped: once Linux has powered off, Ctrl-C ends the run.
+    let script = format!(
+        r#"{bulkhead} run {desc} > /tmp/out.txt 2>&1 &
+for i in $(seq 1 800); do grep -q "linux: stopped" /tmp/out.txt && break; sleep 0.5; done
+kill -INT $!
+wait $!
+echo "run-status=$?"
+cat /tmp/out.txt"#,
+        bulkhead = bulkhead().display(),
+        desc = desc.display()
+    );
 
-    let (code, out) = run_in_test_host(&desc);
+    let (_, out) = in_test_host(&script, 600);
     let lines: Vec<&str> = out.lines().collect();
     let linux_first = lines
         .iter()
@@ -147,5 +158,6 @@ fn rt_partition_reports_while_linux_boots_beside_it() {
             .all(|l| rt_stats_field(l, "samples").unwrap_or(0) > 0),
         "{out}"
     );
-    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("linux: stopped: powered off"), "{out}");
+    assert!(out.contains("run-status=130"), "stopped by Ctrl-C:\n{out}");
 }

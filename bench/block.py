@@ -1,0 +1,224 @@
+#!/usr/bin/python3
+"""VirtIO block throughput, bulkhead against QEMU, side by side inside the KVM test host.
+
+  bench/block.py [--runs N] [--runtime S] [--ramp S] [--disk-mib M]
+
+Run it inside the test host (bench/run.sh does: scripts/testhost.sh run -- bench/block.py).
+Each run boots, for each contender, the stock Debian kernel (vmlinux through PVH) with the
+project's initramfs, 2 vCPUs and 512 MiB, with a fresh raw image in the test host's /tmp as a
+virtio-blk disk (virtio-mmio), and runs fio on /dev/vda in the guest: sequential read and
+write (1 MiB blocks, iodepth 16) and 4 KiB random read and write (iodepth 32), direct I/O
+through libaio, time-based. The guest prints fio's terse output on its serial console; it is
+parsed here.
+
+  bulkhead  `bulkhead run` of a one-partition description with
+            [[partition.device]] kind = "block" (buffered pread/pwrite on the image on one
+            device thread, fdatasync on a flush)
+  QEMU      Debian's qemu-system-x86_64 -M microvm with -device virtio-blk-device on a drive
+            with cache=writeback,aio=threads: the same host I/O model (buffered I/O through the
+            host page cache from worker threads, fdatasync on a flush)
+
+The contenders alternate, and swap order every run; each figure is the median of N runs
+(N >= 5); ratios are bulkhead / QEMU, so >= 1.0 means bulkhead moved at least as many bytes
+or I/Os. Prints a Markdown table on stdout and progress on stderr. Timings inside the test
+host are emulated (TCG): only the ratios mean anything.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.environ.get("BULKHEAD_CACHE", os.path.expanduser("~/.cache/bulkhead"))
+IMAGES = os.path.join(CACHE, "images")
+BULKHEAD = os.path.join(REPO, "target/release/bulkhead")
+QEMU = "qemu-system-x86_64"
+VMLINUX = os.path.join(IMAGES, "vmlinux")
+INITRD = os.path.join(IMAGES, "initramfs.cpio.gz")
+GUEST_MIB = 512
+VCPUS = 2
+BASE_CMDLINE = "console=ttyS0 loglevel=4 bh.modules=virtio bh.action=poweroff"
+QEMU_DRIVE_OPTS = "format=raw,if=none,id=d0,cache=writeback,aio=threads"
+MAX_ATTEMPTS = 3
+
+# (job name, fio options, what is reported)
+WORKLOADS = [
+    ("seq-read", "--rw=read --bs=1M --iodepth=16", "MiB/s"),
+    ("seq-write", "--rw=write --bs=1M --iodepth=16", "MiB/s"),
+    ("rand-read", "--rw=randread --bs=4k --iodepth=32", "IOPS"),
+    ("rand-write", "--rw=randwrite --bs=4k --iodepth=32", "IOPS"),
+]
+LABELS = {
+    "seq-read": "sequential read, 1 MiB, iodepth 16",
+    "seq-write": "sequential write, 1 MiB, iodepth 16",
+    "rand-read": "random read, 4 KiB, iodepth 32",
+    "rand-write": "random write, 4 KiB, iodepth 32",
+}
+# fio --terse-version=3: field 2 is the job name, 4 the error, 6/7 read KiB/s and IOPS, 47/48
+# write KiB/s and IOPS.
+TERSE = re.compile(r"3;fio-[^;\s]*;(?:" + "|".join(w[0] for w in WORKLOADS) + r");[^\r\n]*")
+
+
+def fio_command(runtime, ramp):
+    common = (f"--output-format=terse --terse-version=3 --filename=/dev/vda --direct=1 --ioengine=libaio "
+              f"--clocksource=clock_gettime --time_based --runtime={runtime} --ramp_time={ramp} "
+              f"--group_reporting")
+    jobs = " ".join(f"--name={name} --stonewall {opts}" for name, opts, _ in WORKLOADS)
+    # The queue set-up the guest driver negotiated, then the jobs, one after the other.
+    return ("echo bench-vda queues=$(ls /sys/block/vda/mq | wc -l) "
+            "nr_requests=$(cat /sys/block/vda/queue/nr_requests) "
+            "max_sectors_kb=$(cat /sys/block/vda/queue/max_sectors_kb) "
+            "max_segments=$(cat /sys/block/vda/queue/max_segments); "
+            f"fio {common} {jobs}")
+
+
+def bh_encode(script):
+    """The guest init's bh.cmd= encoding: `+` is a space, `%XX` a byte."""
+    out = []
+    for b in script.encode():
+        c = chr(b)
+        if c == " ":
+            out.append("+")
+        elif c.isascii() and (c.isalnum() or c in "./-_=:,"):
+            out.append(c)
+        else:
+            out.append(f"%{b:02X}")
+    return "".join(out)
+
+
+def make_disk(path, mib):
+    """A raw image of `mib` MiB, every block written (so reads hit real pages of the test
+    host's tmpfs, as they would on a used disk)."""
+    chunk = os.urandom(1 << 20)
+    with open(path, "wb") as f:
+        for _ in range(mib):
+            f.write(chunk)
+
+
+def bulkhead_cmd(tmp, disk, cmdline):
+    path = os.path.join(tmp, "block.toml")
+    cpus = ", ".join(str(i) for i in range(VCPUS))
+    with open(path, "w") as f:
+        f.write(f'[system]\nname = "bench"\n\n[[partition]]\nname = "guest"\ncriticality = "low"\n'
+                f'vcpus = {VCPUS}\ncpus = [{cpus}]\nmemory_mib = {GUEST_MIB}\nkernel = "{VMLINUX}"\n'
+                f'initrd = "{INITRD}"\ncmdline = "{cmdline}"\non_reset = "stop"\n\n'
+                f'[[partition.device]]\nkind = "block"\npath = "{disk}"\n')
+    return [BULKHEAD, "run", path]
+
+
+def qemu_args(disk, cmdline):
+    return ["-M", "microvm", "-accel", "kvm", "-cpu", "host", "-smp", str(VCPUS), "-m", str(GUEST_MIB),
+            "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
+            "-kernel", VMLINUX, "-initrd", INITRD, "-append", cmdline,
+            "-drive", f"file={disk},{QEMU_DRIVE_OPTS}", "-device", "virtio-blk-device,drive=d0"]
+
+
+def qemu_cmd(tmp, disk, cmdline):
+    return [QEMU] + qemu_args(disk, cmdline)
+
+
+def one_boot(name, make_cmd, cmdline, disk_mib, timeout):
+    """Boots one guest on a fresh disk; returns ({job: (KiB/s, IOPS)}, vda line)."""
+    tmp = tempfile.mkdtemp(prefix="bench-block-")
+    try:
+        disk = os.path.join(tmp, "disk.img")
+        make_disk(disk, disk_mib)
+        cmd = make_cmd(tmp, disk, cmdline)
+        t0 = time.monotonic()
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              timeout=timeout)
+        wall = time.monotonic() - t0
+        out = proc.stdout.decode(errors="replace")
+        results = {}
+        for m in TERSE.finditer(out):
+            f = m.group(0).split(";")
+            if len(f) < 49 or f[4] != "0":
+                raise RuntimeError(f"{name}: fio job failed: {m.group(0)[:200]}")
+            job = f[2]
+            if job.startswith("seq-read") or job.startswith("rand-read"):
+                results[job] = (float(f[6]), float(f[7]))
+            else:
+                results[job] = (float(f[47]), float(f[48]))
+        vda = re.search(r"bench-vda [^\r\n]*", out)
+        if proc.returncode != 0 or len(results) != len(WORKLOADS):
+            raise RuntimeError(f"{name}: exit status {proc.returncode}, {len(results)} of {len(WORKLOADS)} fio "
+                               f"results:\n{out[-3000:]}")
+        return results, (vda.group(0) if vda else "bench-vda ?"), wall
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def figure(job, kib_s, iops):
+    return kib_s / 1024 if job.startswith("seq-") else iops
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runtime", type=int, default=10, help="seconds each fio job measures (default 10)")
+    parser.add_argument("--ramp", type=int, default=2, help="seconds each fio job runs before measuring (default 2)")
+    parser.add_argument("--disk-mib", type=int, default=256, help="size of the raw image (default 256)")
+    args = parser.parse_args()
+    if args.runs < 5:
+        parser.error("--runs must be at least 5 (medians of fewer runs are not reported)")
+    for f in (BULKHEAD, VMLINUX, INITRD):
+        if not os.path.exists(f):
+            sys.exit(f"block.py: {f} is missing (cargo build --release; scripts/build-images.sh)")
+
+    fio = fio_command(args.runtime, args.ramp)
+    cmdline = f"{BASE_CMDLINE} bh.cmd={bh_encode(fio)}"
+    contenders = {"bulkhead": bulkhead_cmd, "QEMU": qemu_cmd}
+    timeout = 300 + len(WORKLOADS) * (args.runtime + args.ramp) * 4
+    print(f"guest: fio {fio.split('fio ', 1)[1]}", file=sys.stderr)
+    print(f"QEMU: {QEMU} {' '.join(qemu_args('DISK', 'CMDLINE'))}", file=sys.stderr)
+
+    results = {name: {job: [] for job, _, _ in WORKLOADS} for name in contenders}
+    vda = {}
+    order = list(contenders)
+    retries = {name: 0 for name in contenders}
+    for run in range(args.runs):
+        for name in order:
+            for attempt in range(MAX_ATTEMPTS):
+                try:
+                    res, vda[name], wall = one_boot(name, contenders[name], cmdline, args.disk_mib, timeout)
+                    break
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    # The nested guest occasionally dies under the emulated AMD-V (it resets
+                    # with no message, for either contender); such a boot is run again and
+                    # counted, never dropped silently.
+                    if attempt + 1 == MAX_ATTEMPTS:
+                        raise
+                    retries[name] += 1
+                    print(f"run {run + 1}/{args.runs}: {name}: boot failed, running it again: {e}", file=sys.stderr)
+            for job, _, _ in WORKLOADS:
+                results[name][job].append(figure(job, *res[job]))
+            summary = ", ".join(f"{job} {figure(job, *res[job]):.0f}" for job, _, _ in WORKLOADS)
+            print(f"run {run + 1}/{args.runs}: {name}: {summary} ({wall:.0f} s; {vda[name]})", file=sys.stderr)
+        order.reverse()
+
+    print(f"virtio-blk inside the KVM test host: fio in the guest on /dev/vda, direct I/O, libaio, "
+          f"{args.runtime} s per job after {args.ramp} s ramp; {args.disk_mib} MiB raw image on the test "
+          f"host's tmpfs; median of {args.runs} (emulated time: compare side by side only; "
+          f"ratio = bulkhead / QEMU, >= 1.0 means bulkhead is at least as fast):\n")
+    print("| workload | unit | bulkhead | QEMU -M microvm | ratio |")
+    print("|---|---|---|---|---|")
+    for job, _, unit in WORKLOADS:
+        b = statistics.median(results["bulkhead"][job])
+        q = statistics.median(results["QEMU"][job])
+        print(f"| {LABELS[job]} | {unit} | {b:.0f} | {q:.0f} | {b / q:.2f} |")
+    print()
+    for name in contenders:
+        runs = "; ".join(f"{job} " + " ".join(f"{v:.0f}" for v in results[name][job]) for job, _, _ in WORKLOADS)
+        print(f"Runs, {name}: {runs}.  ")
+    print(f"Guest queue set-up: bulkhead `{vda.get('bulkhead')}`; QEMU `{vda.get('QEMU')}`.  ")
+    print(f"Failed boots run again: bulkhead {retries['bulkhead']}, QEMU {retries['QEMU']}.")
+
+
+if __name__ == "__main__":
+    main()
