@@ -3,20 +3,27 @@
 
   bench/block.py [--runs N] [--runtime S] [--ramp S] [--disk-mib M]
 
-Run it inside the test host (bench/run.sh does: scripts/testhost.sh run -- bench/block.py).
-Each run boots, for each contender, the stock Debian kernel (vmlinux through PVH) with the
-project's initramfs, 2 vCPUs and 512 MiB, with a fresh raw image in the test host's /tmp as a
-virtio-blk disk (virtio-mmio), and runs fio on /dev/vda in the guest: sequential read and
-write (1 MiB blocks, iodepth 16) and 4 KiB random read and write (iodepth 32), direct I/O
-through libaio, time-based. The guest prints fio's terse output on its serial console; it is
-parsed here.
+On the build machine (bench/run.sh does this), every guest boot runs in a KVM test host of
+its own (scripts/testhost.sh run -- bench/block.py --one NAME), and a boot that fails is run
+again in a fresh test host: under TCG the emulated AMD-V now and then triple-faults, in the
+nested guest or in the test host itself, while the guest does heavy I/O (seen with both
+contenders, far more often with QEMU). Started inside a test host (scripts/testhost.sh run --
+bench/block.py), it boots everything there instead and can only retry guests that die.
+Either way, failed boots are counted in the output, never dropped silently.
+
+Each measurement boots, for one contender, the stock Debian kernel (vmlinux through PVH) with
+the project's initramfs, 2 vCPUs and 512 MiB, with a fresh raw image in the test host's /tmp
+(tmpfs) as a virtio-blk disk (virtio-mmio), and runs fio on /dev/vda in the guest: sequential
+read and write (1 MiB blocks, iodepth 16) and 4 KiB random read and write (iodepth 32),
+direct I/O through libaio, time-based. The guest prints fio's terse output on its serial
+console; it is parsed here.
 
   bulkhead  `bulkhead run` of a one-partition description with
-            [[partition.device]] kind = "block" (buffered pread/pwrite on the image on one
-            device thread, fdatasync on a flush)
+            [[partition.device]] kind = "block" (buffered reads and writes of the image on the
+            partition's one device thread, fdatasync on a flush)
   QEMU      Debian's qemu-system-x86_64 -M microvm with -device virtio-blk-device on a drive
             with cache=writeback,aio=threads: the same host I/O model (buffered I/O through the
-            host page cache from worker threads, fdatasync on a flush)
+            host page cache, fdatasync on a flush), from QEMU's pool of worker threads
 
 The contenders alternate, and swap order every run; each figure is the median of N runs
 (N >= 5); ratios are bulkhead / QEMU, so >= 1.0 means bulkhead moved at least as many bytes
@@ -25,6 +32,7 @@ host are emulated (TCG): only the ratios mean anything.
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -45,7 +53,7 @@ GUEST_MIB = 512
 VCPUS = 2
 BASE_CMDLINE = "console=ttyS0 loglevel=4 bh.modules=virtio bh.action=poweroff"
 QEMU_DRIVE_OPTS = "format=raw,if=none,id=d0,cache=writeback,aio=threads"
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 4  # guest boots per measurement when all run in one test host
 
 # (job name, fio options, what is reported)
 WORKLOADS = [
@@ -158,48 +166,114 @@ def figure(job, kib_s, iops):
     return kib_s / 1024 if job.startswith("seq-") else iops
 
 
+CONTENDERS = {"bulkhead": bulkhead_cmd, "QEMU": qemu_cmd}
+RESULT_MARK = "bench-block-result "
+FAILED_MARK = "bench-block-failed "
+HOST_ATTEMPTS = 8
+
+
+def boot_with_retries(name, args, log_prefix, attempts=MAX_ATTEMPTS):
+    """One measurement of `name` in this (test) host; a guest that dies is booted again.
+    Returns (figures by job, vda line, wall seconds, guest boots run again)."""
+    fio = fio_command(args.runtime, args.ramp)
+    cmdline = f"{BASE_CMDLINE} bh.cmd={bh_encode(fio)}"
+    retried = 0
+    while True:
+        try:
+            res, vda, wall = one_boot(name, CONTENDERS[name], cmdline, args.disk_mib, boot_timeout(args))
+            return {job: figure(job, *res[job]) for job, _, _ in WORKLOADS}, vda, wall, retried
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            # The nested guest sometimes dies under the emulated AMD-V (a reset with no
+            # message); such a boot is run again and counted, never dropped silently.
+            if retried + 1 >= attempts:
+                raise
+            retried += 1
+            print(f"{log_prefix}{name}: guest boot failed, booting it again: {str(e)[-600:]}", file=sys.stderr)
+
+
+def boot_timeout(args):
+    """Seconds one guest boot may take (about 15 s of boot and power-off besides fio)."""
+    return 90 + len(WORKLOADS) * (args.runtime + args.ramp) * 2
+
+
+def in_own_test_host(name, args, log_prefix):
+    """The same measurement, one guest boot in a test host of its own (scripts/testhost.sh
+    run -- block.py --one NAME). When the guest or the test host dies (under TCG the emulated
+    AMD-V occasionally triple-faults, in the nested guest or in the test host itself, while
+    the guest does heavy I/O), a fresh test host boots it again. Returns (figures, vda line,
+    wall seconds, {failure kind: count})."""
+    cmd = [os.path.join(REPO, "scripts/testhost.sh"), "run", "--timeout", str(boot_timeout(args) + 120),
+           "--", "/usr/bin/python3", os.path.abspath(__file__), "--one", name, "--runtime", str(args.runtime),
+           "--ramp", str(args.ramp), "--disk-mib", str(args.disk_mib)]
+    failures = {}
+    while True:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        out = proc.stdout.decode(errors="replace")
+        for line in out.splitlines():
+            if line.startswith(RESULT_MARK):
+                r = json.loads(line[len(RESULT_MARK):])
+                return r["figures"], r["vda"], r["wall"], failures
+        if FAILED_MARK in out:
+            kind = "guest died"
+        elif proc.returncode == 124:
+            kind = "test host timed out"
+        else:
+            kind = "test host died"
+        failures[kind] = failures.get(kind, 0) + 1
+        if sum(failures.values()) >= HOST_ATTEMPTS:
+            raise RuntimeError(f"{name}: {HOST_ATTEMPTS} failed boots in a row ({failures}); last output:\n{out[-3000:]}")
+        print(f"{log_prefix}{name}: {kind} (testhost.sh exit {proc.returncode}), in a fresh test host again",
+              file=sys.stderr)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--runtime", type=int, default=10, help="seconds each fio job measures (default 10)")
     parser.add_argument("--ramp", type=int, default=2, help="seconds each fio job runs before measuring (default 2)")
     parser.add_argument("--disk-mib", type=int, default=256, help="size of the raw image (default 256)")
+    parser.add_argument("--one", choices=list(CONTENDERS), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    inside = os.environ.get("BULKHEAD_TESTHOST") == "1"
+    if inside or args.one:
+        for f in (BULKHEAD, VMLINUX, INITRD):
+            if not os.path.exists(f):
+                sys.exit(f"block.py: {f} is missing (cargo build --release; scripts/build-images.sh)")
+    if args.one:  # one guest boot, inside a test host started by in_own_test_host
+        try:
+            figures, vda, wall, _ = boot_with_retries(args.one, args, "", attempts=1)
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            print(f"{FAILED_MARK}{str(e)[-1500:]}", flush=True)
+            sys.exit(1)
+        print(RESULT_MARK + json.dumps({"figures": figures, "vda": vda, "wall": wall}), flush=True)
+        return
     if args.runs < 5:
         parser.error("--runs must be at least 5 (medians of fewer runs are not reported)")
-    for f in (BULKHEAD, VMLINUX, INITRD):
-        if not os.path.exists(f):
-            sys.exit(f"block.py: {f} is missing (cargo build --release; scripts/build-images.sh)")
 
     fio = fio_command(args.runtime, args.ramp)
-    cmdline = f"{BASE_CMDLINE} bh.cmd={bh_encode(fio)}"
-    contenders = {"bulkhead": bulkhead_cmd, "QEMU": qemu_cmd}
-    timeout = 300 + len(WORKLOADS) * (args.runtime + args.ramp) * 4
     print(f"guest: fio {fio.split('fio ', 1)[1]}", file=sys.stderr)
     print(f"QEMU: {QEMU} {' '.join(qemu_args('DISK', 'CMDLINE'))}", file=sys.stderr)
+    print("mode: " + ("all boots in this test host" if inside else "each boot in a test host of its own"),
+          file=sys.stderr)
 
-    results = {name: {job: [] for job, _, _ in WORKLOADS} for name in contenders}
+    results = {name: {job: [] for job, _, _ in WORKLOADS} for name in CONTENDERS}
     vda = {}
-    order = list(contenders)
-    retries = {name: 0 for name in contenders}
+    failures = {name: {} for name in CONTENDERS}
+    order = list(CONTENDERS)
     for run in range(args.runs):
         for name in order:
-            for attempt in range(MAX_ATTEMPTS):
-                try:
-                    res, vda[name], wall = one_boot(name, contenders[name], cmdline, args.disk_mib, timeout)
-                    break
-                except (RuntimeError, subprocess.TimeoutExpired) as e:
-                    # The nested guest occasionally dies under the emulated AMD-V (it resets
-                    # with no message, for either contender); such a boot is run again and
-                    # counted, never dropped silently.
-                    if attempt + 1 == MAX_ATTEMPTS:
-                        raise
-                    retries[name] += 1
-                    print(f"run {run + 1}/{args.runs}: {name}: boot failed, running it again: {e}", file=sys.stderr)
+            prefix = f"run {run + 1}/{args.runs}: "
+            if inside:
+                figures, vda[name], wall, retried = boot_with_retries(name, args, prefix)
+                failed = {"guest died": retried} if retried else {}
+            else:
+                figures, vda[name], wall, failed = in_own_test_host(name, args, prefix)
+            for kind, n in failed.items():
+                failures[name][kind] = failures[name].get(kind, 0) + n
             for job, _, _ in WORKLOADS:
-                results[name][job].append(figure(job, *res[job]))
-            summary = ", ".join(f"{job} {figure(job, *res[job]):.0f}" for job, _, _ in WORKLOADS)
-            print(f"run {run + 1}/{args.runs}: {name}: {summary} ({wall:.0f} s; {vda[name]})", file=sys.stderr)
+                results[name][job].append(figures[job])
+            summary = ", ".join(f"{job} {figures[job]:.0f}" for job, _, _ in WORKLOADS)
+            print(f"{prefix}{name}: {summary} ({wall:.0f} s; {vda[name]})", file=sys.stderr)
         order.reverse()
 
     print(f"virtio-blk inside the KVM test host: fio in the guest on /dev/vda, direct I/O, libaio, "
@@ -213,11 +287,14 @@ def main():
         q = statistics.median(results["QEMU"][job])
         print(f"| {LABELS[job]} | {unit} | {b:.0f} | {q:.0f} | {b / q:.2f} |")
     print()
-    for name in contenders:
+    for name in CONTENDERS:
         runs = "; ".join(f"{job} " + " ".join(f"{v:.0f}" for v in results[name][job]) for job, _, _ in WORKLOADS)
         print(f"Runs, {name}: {runs}.  ")
     print(f"Guest queue set-up: bulkhead `{vda.get('bulkhead')}`; QEMU `{vda.get('QEMU')}`.  ")
-    print(f"Failed boots run again: bulkhead {retries['bulkhead']}, QEMU {retries['QEMU']}.")
+    def failed(name):
+        return ", ".join(f"{kind} {n}" for kind, n in sorted(failures[name].items())) or "none"
+    print(f"Failed boots, each run again (not counted above): bulkhead: {failed('bulkhead')}; "
+          f"QEMU: {failed('QEMU')}.")
 
 
 if __name__ == "__main__":

@@ -15,4 +15,5 @@ echo
 echo
 scripts/testhost.sh run --timeout 3000 -- /usr/bin/python3 bench/boot.py linux --runs "$RUNS"
 echo
-scripts/testhost.sh run --timeout 3000 -- /usr/bin/python3 bench/block.py --runs "$RUNS"
+# Each boot in a test host of its own (block.py starts them): one that dies is booted again.
+/usr/bin/python3 bench/block.py --runs "$RUNS"
