@@ -7,14 +7,14 @@
 #   vmlinuz                     linux-image-6.1.0-*-amd64's bzImage, as shipped
 #   vmlinux                     the same kernel as an uncompressed ELF (Xen PVH note checked)
 #   initramfs.cpio.gz           Linux-partition guest root: busybox, /init, VirtIO modules,
-#                               Debian's fio and iperf3 with every shared library they need
+#                               Debian's fio, iperf3 and socat with every shared library they need
 #   testhost-vmlinux            the test host's kernel (a hard link to vmlinux)
 #   testhost-initramfs.cpio.gz  the test host's root: busybox, /init, kvm-amd + 9p modules
 #   kernel.config               the kernel's build configuration
 #   manifest                    package versions and the build key
 # Downloaded packages are kept in .../bulkhead/debs/. Nothing is installed into this machine
 # except the build tools (cpio, xz-utils, kmod, binutils, gzip) via apt-get.
-# The build is skipped when the manifest's key (kernel, busybox, fio, iperf3 and their library
+# The build is skipped when the manifest's key (kernel, busybox, fio, iperf3, socat and their library
 # packages' versions + a hash of this script and scripts/images/*) matches; --force rebuilds
 # anyway.
 # See docs/test-host.md.
@@ -101,8 +101,8 @@ flock 9 # one build at a time per cache
 OUTPUTS=(vmlinuz vmlinux initramfs.cpio.gz testhost-vmlinux testhost-initramfs.cpio.gz)
 # Tools in the guest image: Debian's binaries as shipped, with the shared libraries they load
 # (found by following DT_NEEDED from the binaries through the library packages they depend on).
-TOOL_PKGS=(fio iperf3)
-TOOL_BINS=(/usr/bin/fio /usr/bin/iperf3)
+TOOL_PKGS=(fio iperf3 socat)
+TOOL_BINS=(/usr/bin/fio /usr/bin/iperf3 /usr/bin/socat)
 INPUT_HASH=$(cat "$0" "$FILES_DIR"/* | sha256sum | cut -c1-16)
 
 # Fast path (apt-cache takes ~0.5 s a call here): if the apt lists have not changed since the last
@@ -377,8 +377,8 @@ install_tools() {
 }
 
 # make_initramfs [--tools] NAME INIT MODULE... : a newc cpio (gzip) with busybox, /init,
-# lib.sh, the modules and their dependencies from modules.dep; with --tools also fio and
-# iperf3 (install_tools).
+# lib.sh, the modules and their dependencies from modules.dep; with --tools also fio, iperf3 and
+# socat (install_tools).
 make_initramfs() {
 	local tools=0
 	if [ "$1" = --tools ]; then tools=1; shift; fi

@@ -134,3 +134,57 @@ echo hello-from-hvc0 > /dev/hvc0"#;
     assert!(out.contains("linux| hello-from-hvc0"), "{out}");
     assert!(out.contains("run-status=0"), "{out}");
 }
+
+#[test]
+fn vsock_streams_reach_the_declared_host_socket_and_nothing_else() {
+    // socat in the guest connects to the host (CID 2): port 1234 is joined to an echo server
+    // on a Unix socket in the test host; port 999 is not declared.
+    let guest = r#"echo "vsock-echo=$(echo hello-over-vsock | socat -t 10 - VSOCK-CONNECT:2:1234)"
+dd if=/dev/urandom of=/tmp/blob bs=64k count=32 2>/dev/null
+echo "vsock-sent sha=$(sha256sum < /tmp/blob)"
+echo "vsock-back sha=$(socat -t 20 - VSOCK-CONNECT:2:1234 < /tmp/blob | sha256sum)"
+socat -t 5 - VSOCK-CONNECT:2:999 < /dev/null 2>/dev/null; echo "vsock-undeclared-status=$?""#;
+    let devices = "[[partition.device]]\nkind = \"vsock\"\ncid = 3\nports = [ { port = 1234, socket = \"/tmp/t/echo.sock\" } ]";
+    let body = r#"cat > echo.py <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind("/tmp/t/echo.sock")
+s.listen(4)
+print("echo-server-ready", flush=True)
+while True:
+    c, _ = s.accept()
+    n = 0
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        c.sendall(d)
+        n += len(d)
+    c.close()
+    print(f"echo-server-connection bytes={n}", flush=True)
+PY
+rm -f echo.sock
+python3 echo.py &
+echo_pid=$!
+for i in $(seq 1 50); do [ -S echo.sock ] && break; sleep 0.1; done
+timeout 300 $BULKHEAD run system.toml; echo "run-status=$?"
+kill $echo_pid"#;
+    let script = test_host_script(devices, guest, "poweroff", body);
+
+    let (_, out) = in_test_host(&script, 900);
+    let sent = sha_after(&out, "vsock-sent sha");
+    let back = sha_after(&out, "vsock-back sha");
+
+    assert!(out.contains("linux| vsock-echo=hello-over-vsock"), "{out}");
+    assert!(sent.is_some(), "{out}");
+    assert_eq!(sent, back, "2 MiB echoed back intact:\n{out}");
+    assert!(
+        out.contains("echo-server-connection bytes=2097152"),
+        "{out}"
+    );
+    assert!(
+        out.contains("linux| vsock-undeclared-status=1"),
+        "a connection to an undeclared port was not refused:\n{out}"
+    );
+    assert!(out.contains("run-status=0"), "{out}");
+}

@@ -13,6 +13,7 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 
 use bulkhead_config::{DeviceKind, DevicePlan, NetBackend, PartitionPlan};
+use bulkhead_virtio::vsock::Vsock;
 use bulkhead_virtio::{block::Block, console::Console as VirtioConsole, net::Net, rng::Rng};
 use bulkhead_virtio::{Interrupt, MmioTransport, VirtioDevice, QUEUE_NOTIFY_OFFSET};
 use bulkhead_vmm::x86_64::layout::{VIRTIO_FIRST_GSI, VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE};
@@ -303,11 +304,9 @@ fn create_device(
             };
             Box::new(Net::new(net.mac, backend))
         }
-        other => {
-            return Err(PartitionError::Device(
-                plan.index,
-                format!("{} devices are not implemented yet", other.as_str()),
-            ))
+        DeviceKind::Vsock(v) => {
+            let ports: Vec<_> = v.ports.iter().map(|p| (p.port, p.socket.clone())).collect();
+            Box::new(Vsock::new(u64::from(v.cid), &ports).map_err(|e| failed(&e))?)
         }
     })
 }

@@ -41,6 +41,7 @@ pub mod net;
 mod queue;
 mod ratelimit;
 pub mod rng;
+pub mod vsock;
 
 #[cfg(test)]
 mod testing;

@@ -109,8 +109,13 @@ impl<'a> Driver<'a> {
 
     /// Writes a chain of buffers `(addr, len, flags)` at the next free descriptors (NEXT links
     /// added) and makes it available. Returns the head index.
+    /// Descriptors are taken in order from the table and from its start again once a chain
+    /// would not fit (the device must have used the earlier ones by then).
     pub fn add(&self, buffers: &[(u64, u32, u16)]) -> u16 {
-        let head = self.next_free.get();
+        let mut head = self.next_free.get();
+        if usize::from(head) + buffers.len() > usize::from(self.size) {
+            head = 0;
+        }
         for (i, &(addr, len, flags)) in buffers.iter().enumerate() {
             let index = head + i as u16;
             let last = i + 1 == buffers.len();

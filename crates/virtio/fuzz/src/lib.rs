@@ -3,15 +3,16 @@
 //! way a partition drives it: register writes bring the device up, guest memory holds what a
 //! hostile driver put there, `queue_notified` is the kick.
 //!
-//! Device inputs (`block`, `rng`, `console`):
+//! Device inputs (`block`, `rng`, `console`, `net`, `vsock`):
 //!
 //! ```text
 //! [0] feature bits the driver acknowledges: bit 0 RING_EVENT_IDX, bit 1 RING_INDIRECT_DESC,
 //!     bit 2 the device's own features (block: FLUSH, DISCARD, WRITE_ZEROES), bit 3 read-only
 //!     disk (block)
 //! [1] queue size: 1 << (byte % 9)
-//! [2] kicks: 1 + byte % 4 calls of queue_notified (console: alternating receiveq/transmitq,
-//!     with input pushed before each receiveq kick)
+//! [2] rounds: 1 + byte % 4 (console, net: alternating receive and transmit queue, with host
+//!     input pushed before each receive kick; vsock: transmit queue, host sockets accepted and
+//!     written to then `backend_ready`, receive queue, in turn)
 //! [3..] guest memory from address 0 (at most MEM_SIZE bytes); the rest is zero
 //! ```
 //!
@@ -29,9 +30,17 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use std::collections::VecDeque;
+use std::io::Write;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::sync::Mutex;
+
 use bulkhead_virtio::block::Block;
 use bulkhead_virtio::console::{Console, ConsoleInput, RECEIVEQ, TRANSMITQ};
+use bulkhead_virtio::net::{Net, NetBackend};
 use bulkhead_virtio::rng::Rng;
+use bulkhead_virtio::vsock::Vsock;
 use bulkhead_virtio::{
     Interrupt, MmioTransport, VirtioDevice, FEATURE_EVENT_IDX, FEATURE_INDIRECT_DESC,
     FEATURE_VERSION_1,
@@ -66,6 +75,94 @@ pub enum Kind {
     Rng,
     Console,
     Block,
+    Net,
+    Vsock,
+}
+
+/// The guest CID of the vsock targets, and the one host port they may connect to.
+pub const VSOCK_CID: u64 = 3;
+pub const VSOCK_PORT: u32 = 1234;
+
+/// A network backend inside the harness: frames sent are dropped, frames to receive are
+/// pushed by the harness.
+#[derive(Clone)]
+pub struct LoopBackend {
+    input: Arc<Mutex<VecDeque<Vec<u8>>>>,
+    ready: Arc<EventFd>,
+}
+
+impl LoopBackend {
+    fn new() -> Self {
+        LoopBackend {
+            input: Arc::default(),
+            ready: Arc::new(EventFd::new(EFD_NONBLOCK).expect("eventfd")),
+        }
+    }
+
+    /// Queues a frame for the guest.
+    pub fn push(&self, frame: &[u8]) {
+        if let Ok(mut input) = self.input.lock() {
+            input.push_back(frame.to_vec());
+        }
+    }
+}
+
+impl NetBackend for LoopBackend {
+    fn send(&mut self, _frame: &[u8]) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+        let Some(frame) = self.input.lock().ok().and_then(|mut i| i.pop_front()) else {
+            return Ok(None);
+        };
+        let n = frame.len().min(buf.len());
+        buf[..n].copy_from_slice(&frame[..n]);
+        Ok(Some(n))
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.ready.as_raw_fd()
+    }
+}
+
+/// The host service behind the vsock targets' port: one listening socket per fuzzing
+/// process, non-blocking, in tmpfs when there is one.
+fn vsock_listener() -> Option<&'static (PathBuf, UnixListener)> {
+    static LISTENER: OnceLock<Option<(PathBuf, UnixListener)>> = OnceLock::new();
+    LISTENER
+        .get_or_init(|| {
+            let dir = PathBuf::from("/dev/shm");
+            let dir = if dir.is_dir() {
+                dir
+            } else {
+                std::env::temp_dir()
+            };
+            let path = dir.join(format!("bulkhead-virtio-fuzz-{}.sock", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            let listener = UnixListener::bind(&path).ok()?;
+            listener.set_nonblocking(true).ok()?;
+            Some((path, listener))
+        })
+        .as_ref()
+}
+
+/// Accepts every connection the device made, writes to each, and closes them (the backlog
+/// stays empty from one run to the next).
+fn vsock_host_round(t: &mut MmioTransport) {
+    let Some((_, listener)) = vsock_listener() else {
+        return;
+    };
+    let mut streams = Vec::new();
+    while let Ok((mut stream, _)) = listener.accept() {
+        let _ = stream.set_nonblocking(true);
+        let _ = stream.write(b"fuzzing from the host");
+        streams.push(stream);
+    }
+    let mut again = 0;
+    while t.backend_ready() && again < 4 {
+        again += 1;
+    }
 }
 
 /// Descriptor table, available ring and used ring of queue `index` of `size` entries.
@@ -123,25 +220,39 @@ fn fresh_disk() -> PathBuf {
     path
 }
 
-/// A device of `kind` (for the block device, over a fresh sparse image), with the console's
-/// input handle.
-pub fn device(
-    kind: Kind,
-    read_only: bool,
-) -> Option<(Box<dyn VirtioDevice>, Option<ConsoleInput>)> {
+/// The handle a harness keeps on a device's host side.
+pub enum Host {
+    None,
+    Console(ConsoleInput),
+    Net(LoopBackend),
+}
+
+/// A device of `kind` (for the block device, over a fresh sparse image), with the handle on
+/// its host side.
+pub fn device(kind: Kind, read_only: bool) -> Option<(Box<dyn VirtioDevice>, Host)> {
     Some(match kind {
-        Kind::Rng => (Box::new(Rng::new(RNG_MAX_BYTES)), None),
+        Kind::Rng => (Box::new(Rng::new(RNG_MAX_BYTES)), Host::None),
         Kind::Console => {
             let console = Console::with_input_capacity(Box::new(std::io::sink()), 256);
             let input = console.input();
-            (Box::new(console), Some(input))
+            (Box::new(console), Host::Console(input))
+        }
+        Kind::Net => {
+            let backend = LoopBackend::new();
+            let net = Net::new([0x52, 0x54, 0, 0, 0, 1], Box::new(backend.clone()));
+            (Box::new(net), Host::Net(backend))
+        }
+        Kind::Vsock => {
+            let (path, _) = vsock_listener()?;
+            let vsock = Vsock::new(VSOCK_CID, &[(VSOCK_PORT, path.clone())]).ok()?;
+            (Box::new(vsock), Host::None)
         }
         Kind::Block => {
             let path = fresh_disk();
             let block = Block::new(&path, read_only, "fuzz");
             // The open file lives on; the name goes, so no image outlives the fuzzer.
             let _ = std::fs::remove_file(&path);
-            (Box::new(block.ok()?), None)
+            (Box::new(block.ok()?), Host::None)
         }
     })
 }
@@ -190,21 +301,30 @@ pub fn run_device(kind: Kind, data: &[u8]) -> Vec<(&'static str, u64)> {
     let mem = guest_memory();
     let image = image.get(..MEM_SIZE).unwrap_or(image);
     mem.write_slice(image, GuestAddress(0)).expect("image fits");
-    let Some((dev, console_input)) = device(kind, feature_bits & 8 != 0) else {
+    let Some((dev, host)) = device(kind, feature_bits & 8 != 0) else {
         return Vec::new();
     };
     let mut t = transport(dev, &mem);
     let queue_size = 1u16 << (size_byte % 9);
     bring_up(&mut t, features(kind, *feature_bits), queue_size);
     for round in 0..=usize::from(kicks % 4) {
-        let queue = match kind {
-            Kind::Console if round % 2 == 0 => {
-                if let Some(input) = &console_input {
-                    input.push(b"fuzzed input\n");
-                }
+        let queue = match (kind, &host) {
+            (Kind::Console | Kind::Net, _) if round % 2 == 1 => TRANSMITQ,
+            (_, Host::Console(input)) => {
+                input.push(b"fuzzed input\n");
                 RECEIVEQ
             }
-            Kind::Console => TRANSMITQ,
+            (_, Host::Net(backend)) => {
+                backend.push(&[0xff; 60]);
+                backend.push(&[0x11; 1514]);
+                t.backend_ready();
+                RECEIVEQ
+            }
+            (Kind::Vsock, _) if round % 3 == 0 => 1,
+            (Kind::Vsock, _) if round % 3 == 1 => {
+                vsock_host_round(&mut t);
+                continue;
+            }
             _ => 0,
         };
         // A pending result asks for another call: honour it, as the device thread does.
@@ -212,6 +332,9 @@ pub fn run_device(kind: Kind, data: &[u8]) -> Vec<(&'static str, u64)> {
         while t.queue_notified(queue) && again < 4 {
             again += 1;
         }
+    }
+    if kind == Kind::Vsock {
+        vsock_host_round(&mut t);
     }
     t.metrics()
 }
@@ -232,7 +355,7 @@ pub fn run_transport(data: &[u8]) -> Vec<(&'static str, u64)> {
         _ => Kind::Block,
     };
     let mem = guest_memory();
-    let Some((dev, input)) = device(kind, selector & 0x80 != 0) else {
+    let Some((dev, host)) = device(kind, selector & 0x80 != 0) else {
         return Vec::new();
     };
     let mut t = transport(dev, &mem);
@@ -270,7 +393,7 @@ pub fn run_transport(data: &[u8]) -> Vec<(&'static str, u64)> {
                 let _ = mem.write_obj(value, GuestAddress(addr));
             }
             _ => {
-                if let Some(input) = &input {
+                if let Host::Console(input) = &host {
                     input.push(&value.to_le_bytes());
                 } else {
                     t.config_changed();

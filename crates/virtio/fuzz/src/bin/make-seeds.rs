@@ -341,6 +341,130 @@ fn console_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+fn net_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let on = |q: usize, buffers: &[(u64, u32, u16)], kicks: u8| {
+        let mut img = Image::default();
+        img.put(DATA, &[0u8; 12]);
+        img.put(DATA + 12, &[0xab; 60]);
+        let (table, _, _) = ring_layout(q, SIZE);
+        for (i, &(addr, len, flags)) in buffers.iter().enumerate() {
+            let last = i + 1 == buffers.len();
+            let flags = if last { flags } else { flags | F_NEXT };
+            img.desc(
+                table,
+                i as u16,
+                addr,
+                len,
+                flags,
+                if last { 0 } else { i as u16 + 1 },
+            );
+        }
+        img.avail(q, &[0]);
+        img.seed(EVENT_IDX, kicks)
+    };
+    vec![
+        ("receive", on(0, &[(DATA, 2048, F_WRITE)], 0)),
+        ("transmit", on(1, &[(DATA, 12, 0), (DATA + 12, 60, 0)], 1)),
+        ("transmit-runt", on(1, &[(DATA, 20, 0)], 1)),
+        ("transmit-writable", on(1, &[(DATA, 72, F_WRITE)], 1)),
+        ("transmit-short-header", on(1, &[(DATA, 11, 0)], 1)),
+        ("receive-readable", on(0, &[(DATA, 2048, 0)], 0)),
+        ("receive-short", on(0, &[(DATA, 11, F_WRITE)], 0)),
+        ("receive-too-small", on(0, &[(DATA, 100, F_WRITE)], 0)),
+    ]
+}
+
+/// A vsock packet header (virtio 1.2 §5.10.6) from the guest to the host port.
+fn vsock_header(op: u16, len: u32, src_cid: u64, dst_cid: u64) -> [u8; 44] {
+    let mut h = [0u8; 44];
+    h[..8].copy_from_slice(&src_cid.to_le_bytes());
+    h[8..16].copy_from_slice(&dst_cid.to_le_bytes());
+    h[16..20].copy_from_slice(&5000u32.to_le_bytes());
+    h[20..24].copy_from_slice(&bulkhead_virtio_fuzz::VSOCK_PORT.to_le_bytes());
+    h[24..28].copy_from_slice(&len.to_le_bytes());
+    h[28..30].copy_from_slice(&1u16.to_le_bytes());
+    h[30..32].copy_from_slice(&op.to_le_bytes());
+    h[36..40].copy_from_slice(&0x4_0000u32.to_le_bytes());
+    h
+}
+
+fn vsock_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    const REQUEST: u16 = 1;
+    const RW: u16 = 5;
+    const SHUTDOWN: u16 = 4;
+    const CREDIT_REQUEST: u16 = 7;
+    let cid = bulkhead_virtio_fuzz::VSOCK_CID;
+    // Transmit packets (header, payload) at DATA + 0x100 * i, receive buffers of 0x200 bytes
+    // from TABLE + 0x1000.
+    let packets = |list: &[([u8; 44], &[u8], u16)], rx_buffers: u16| {
+        let mut img = Image::default();
+        let (tx_table, _, _) = ring_layout(1, SIZE);
+        let mut heads = Vec::new();
+        for (i, (header, payload, flags)) in list.iter().enumerate() {
+            let addr = DATA + 0x100 * i as u64;
+            img.put(addr, header);
+            img.put(addr + 44, payload);
+            let len = 44 + payload.len() as u32;
+            img.desc(tx_table, i as u16, addr, len, *flags, 0);
+            heads.push(i as u16);
+        }
+        img.avail(1, &heads);
+        let (rx_table, _, _) = ring_layout(0, SIZE);
+        let rx: Vec<u16> = (0..rx_buffers).collect();
+        for &i in &rx {
+            img.desc(
+                rx_table,
+                i,
+                TABLE + 0x1000 + 0x200 * u64::from(i),
+                0x200,
+                F_WRITE,
+                0,
+            );
+        }
+        img.avail(0, &rx);
+        img.seed(EVENT_IDX, 3)
+    };
+    let request = vsock_header(REQUEST, 0, cid, 2);
+    let shutdown = {
+        let mut h = vsock_header(SHUTDOWN, 0, cid, 2);
+        h[32..36].copy_from_slice(&3u32.to_le_bytes());
+        h
+    };
+    vec![
+        ("connect", packets(&[(request, &[], 0)], 4)),
+        (
+            "connect-send-close",
+            packets(
+                &[
+                    (request, &[], 0),
+                    (vsock_header(RW, 5, cid, 2), b"hello", 0),
+                    (vsock_header(CREDIT_REQUEST, 0, cid, 2), &[], 0),
+                    (shutdown, &[], 0),
+                ],
+                6,
+            ),
+        ),
+        (
+            "spoofed-cid",
+            packets(&[(vsock_header(REQUEST, 0, 9, 2), &[], 0)], 2),
+        ),
+        (
+            "other-cid",
+            packets(&[(vsock_header(REQUEST, 0, cid, 4), &[], 0)], 2),
+        ),
+        (
+            "stray-data",
+            packets(&[(vsock_header(RW, 5, cid, 2), b"stray", 0)], 2),
+        ),
+        ("no-receive-buffers", packets(&[(request, &[], 0)], 0)),
+        ("transmit-writable", packets(&[(request, &[], F_WRITE)], 2)),
+        (
+            "length-beyond-chain",
+            packets(&[(vsock_header(RW, 100, cid, 2), b"short", 0)], 2),
+        ),
+    ]
+}
+
 /// One transport operation.
 fn op(code: u8, width: u8, offset: u16, value: u32) -> [u8; 8] {
     let o = offset.to_le_bytes();
@@ -458,6 +582,8 @@ fn main() {
     write("block", block_seeds(), |d| run_device(Kind::Block, d));
     write("rng", rng_seeds(), |d| run_device(Kind::Rng, d));
     write("console", console_seeds(), |d| run_device(Kind::Console, d));
+    write("net", net_seeds(), |d| run_device(Kind::Net, d));
+    write("vsock", vsock_seeds(), |d| run_device(Kind::Vsock, d));
     write("transport", transport_seeds(), run_transport);
     println!("seeds written under corpus/");
 }
