@@ -1,11 +1,22 @@
 //! Guest memory: anonymous host mappings laid out around the x86 MMIO gap.
+//!
+//! Each range is mapped at a host address aligned to 2 MiB, like its guest-physical start, so
+//! that transparent huge pages back it and KVM can map it with 2 MiB pages in the nested page
+//! tables (KVM uses a large page only where the guest frame and the host address agree modulo
+//! the page size). Where the host's THP policy is `madvise`, the ranges are advised.
 
-use vm_memory::{GuestAddress, GuestMemoryMmap};
+use std::ptr::null_mut;
+
+use vm_memory::mmap::MmapRegionBuilder;
+use vm_memory::{GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
 
 use crate::x86_64::layout::{FOUR_GIB, MMIO_GAP_START};
 
 /// The guest memory type of a partition.
 pub type GuestMemory = GuestMemoryMmap;
+
+/// Alignment of the host mappings: the x86 large page.
+pub const HUGE_PAGE: usize = 2 << 20;
 
 /// Errors creating guest memory.
 #[derive(Debug, thiserror::Error)]
@@ -17,7 +28,15 @@ pub enum MemoryError {
         size_mib: u64,
         /// The cause.
         #[source]
-        source: vm_memory::mmap::FromRangesError,
+        source: std::io::Error,
+    },
+    /// The mapping could not be described to vm-memory (overlapping or empty ranges).
+    #[error("cannot describe {size_mib} MiB of guest memory: {reason}")]
+    Layout {
+        /// Requested size.
+        size_mib: u64,
+        /// What vm-memory refused.
+        reason: String,
     },
 }
 
@@ -34,13 +53,76 @@ pub fn ram_ranges(size: u64) -> Vec<(GuestAddress, usize)> {
 
 /// Maps `size_mib` MiB of zeroed guest memory.
 pub fn create_guest_memory(size_mib: u64) -> Result<GuestMemory, MemoryError> {
-    let ranges = ram_ranges(size_mib << 20);
-    GuestMemoryMmap::from_ranges(&ranges).map_err(|source| MemoryError::Map { size_mib, source })
+    let layout = |reason: String| MemoryError::Layout { size_mib, reason };
+    let mut regions = Vec::new();
+    for (start, size) in ram_ranges(size_mib << 20) {
+        let host = map_aligned(size).map_err(|source| MemoryError::Map { size_mib, source })?;
+        // SAFETY: `host..host + size` lies inside a private anonymous mapping made for it by
+        // `map_aligned`, readable and writable, never unmapped (guest memory lives as long as
+        // the partition process).
+        let region = unsafe { MmapRegionBuilder::new(size).with_raw_mmap_pointer(host) }
+            .with_mmap_prot(libc::PROT_READ | libc::PROT_WRITE)
+            .with_mmap_flags(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE)
+            .build()
+            .map_err(|e| layout(e.to_string()))?;
+        let region: MmapRegion = region;
+        regions.push(
+            GuestRegionMmap::new(region, start)
+                .ok_or_else(|| layout("a range wraps the address space".into()))?,
+        );
+    }
+    GuestMemoryMmap::from_regions(regions).map_err(|e| layout(e.to_string()))
+}
+
+/// A private anonymous mapping of `size` bytes starting at a [`HUGE_PAGE`] boundary (the
+/// mapping is made `HUGE_PAGE` larger and its start rounded up; the slack is never touched),
+/// advised for transparent huge pages.
+fn map_aligned(size: usize) -> std::io::Result<*mut u8> {
+    let total = size
+        .checked_add(HUGE_PAGE)
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOMEM))?;
+    // SAFETY: a new anonymous mapping at an address of the kernel's choosing (no MAP_FIXED):
+    // nothing existing is touched.
+    let base = unsafe {
+        libc::mmap(
+            null_mut(),
+            total,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    let offset = (HUGE_PAGE - (base as usize % HUGE_PAGE)) % HUGE_PAGE;
+    // SAFETY: `offset < HUGE_PAGE`, so `base + offset + size` stays inside the `total` bytes.
+    let host = unsafe { base.cast::<u8>().add(offset) };
+    // SAFETY: advice on a range of the mapping just made; failure (THP compiled out) only means
+    // small pages.
+    unsafe { libc::madvise(host.cast(), size, libc::MADV_HUGEPAGE) };
+    Ok(host)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_mappings_start_on_a_huge_page_boundary() {
+        use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+
+        let mem = create_guest_memory(6).unwrap();
+
+        for region in mem.iter() {
+            let host = region
+                .get_host_address(vm_memory::MemoryRegionAddress(0))
+                .unwrap();
+            assert_eq!(host as usize % HUGE_PAGE, 0);
+        }
+        assert_eq!(mem.last_addr(), GuestAddress((6 << 20) - 1));
+    }
 
     #[test]
     fn memory_below_the_gap_is_one_range() {

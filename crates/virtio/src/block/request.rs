@@ -22,7 +22,7 @@
 //! `GET_ID`, plus the status byte.
 
 use std::fs::File;
-use std::io::{ErrorKind, Seek, SeekFrom};
+use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 
 use virtio_bindings::virtio_blk::{
@@ -31,13 +31,14 @@ use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_WRITE_ZEROES,
     VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
 };
-use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, ReadVolatile, WriteVolatile};
+use vm_memory::{GuestMemoryBackend, GuestMemoryMmap};
 use vmm_sys_util::fallocate::{fallocate, FallocateMode};
 
 use super::device::{
     ID_BYTES, MAX_DISCARD_SECTORS, MAX_DISCARD_SEG, MAX_WRITE_ZEROES_SECTORS, MAX_WRITE_ZEROES_SEG,
     SECTOR_SIZE,
 };
+use super::io;
 use super::metrics::BlockMetrics;
 use crate::chain::{Chain, Segment};
 use crate::queue::Served;
@@ -124,7 +125,7 @@ struct Request<'a> {
     metrics: &'a mut BlockMetrics,
 }
 
-impl Request<'_> {
+impl<'a> Request<'a> {
     /// Returns the status and the data bytes written into the chain.
     fn execute(
         self,
@@ -222,22 +223,27 @@ impl Request<'_> {
         let Some(offset) = self.range(sector, u64::from(len)) else {
             return Ok(S_IOERR);
         };
-        let mut file = &self.disk.file;
-        if file.seek(SeekFrom::Start(offset)).is_err() {
+        let slices = self.slices(self.chain.writable_pieces(0, u64::from(len)))?;
+        if io::read_into(&self.disk.file, offset, &slices).is_err() {
             self.metrics.host_io_errors += 1;
             return Ok(S_IOERR);
         }
-        for piece in self.chain.writable_pieces(0, u64::from(len)) {
-            for slice in guest_slices(self.mem, piece) {
-                let mut slice = slice.map_err(DeviceError::GuestMemory)?;
-                if file.read_exact_volatile(&mut slice).is_err() {
-                    self.metrics.host_io_errors += 1;
-                    return Ok(S_IOERR);
-                }
-            }
-        }
         self.metrics.bytes_read += u64::from(len);
         Ok(S_OK)
+    }
+
+    /// The host mappings of the guest buffers `pieces` covers, in order.
+    fn slices(
+        &self,
+        pieces: crate::chain::Pieces<'_>,
+    ) -> Result<Vec<vm_memory::VolatileSlice<'a, ()>>, DeviceError> {
+        let mut slices = Vec::new();
+        for piece in pieces {
+            for slice in guest_slices(self.mem, piece) {
+                slices.push(slice.map_err(DeviceError::GuestMemory)?);
+            }
+        }
+        Ok(slices)
     }
 
     fn write(mut self, sector: u64, len: u32) -> Result<u8, DeviceError> {
@@ -248,22 +254,13 @@ impl Request<'_> {
         let Some(offset) = self.range(sector, u64::from(len)) else {
             return Ok(S_IOERR);
         };
-        let mut file = &self.disk.file;
-        if file.seek(SeekFrom::Start(offset)).is_err() {
+        let pieces = self
+            .chain
+            .readable_pieces(u64::from(HEADER_SIZE), u64::from(len));
+        let slices = self.slices(pieces)?;
+        if io::write_from(&self.disk.file, offset, &slices).is_err() {
             self.metrics.host_io_errors += 1;
             return Ok(S_IOERR);
-        }
-        for piece in self
-            .chain
-            .readable_pieces(u64::from(HEADER_SIZE), u64::from(len))
-        {
-            for slice in guest_slices(self.mem, piece) {
-                let slice = slice.map_err(DeviceError::GuestMemory)?;
-                if file.write_all_volatile(&slice).is_err() {
-                    self.metrics.host_io_errors += 1;
-                    return Ok(S_IOERR);
-                }
-            }
         }
         self.metrics.bytes_written += u64::from(len);
         Ok(S_OK)
