@@ -16,7 +16,12 @@
 //! connected to its old, closed socket; the next send fails with `ECONNREFUSED`, which
 //! disconnects it, and we connect to the new one and send again.
 //!
+//! Each side's send buffer is enlarged ([`SEND_BUFFER`]): with segmentation offloads a frame
+//! is up to 64 KiB, and the default buffer would hold three. When it is full, `send` reports
+//! `WouldBlock` and the device holds the guest's frames back until the socket is writable.
+//!
 //! Runs on the partition's device thread; every call is nonblocking.
+#![allow(unsafe_code)]
 
 use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, RawFd};
@@ -76,6 +81,7 @@ impl Link {
         socket
             .set_nonblocking(true)
             .map_err(|e| LinkError::Nonblocking(own.clone(), e))?;
+        enlarge_send_buffer(&socket);
         let mut link = Link {
             socket,
             own,
@@ -140,6 +146,32 @@ impl NetBackend for Link {
 
     fn raw_fd(&self) -> RawFd {
         self.socket.as_raw_fd()
+    }
+}
+
+/// The link's send buffer: what may be in flight towards the peer before `send` reports
+/// `WouldBlock` (and the device holds the guest's frames back). 64 KiB segments need room for
+/// a TCP window's worth of them.
+pub const SEND_BUFFER: usize = 4 << 20;
+
+/// Asks for [`SEND_BUFFER`] bytes of send buffer: `SO_SNDBUFFORCE` where the process may
+/// (`CAP_NET_ADMIN`), else `SO_SNDBUF`, which the kernel caps at `net.core.wmem_max`. A
+/// refusal leaves the default; the link works, with less in flight.
+fn enlarge_send_buffer(socket: &UnixDatagram) {
+    let size = SEND_BUFFER as libc::c_int;
+    // SAFETY: SO_SNDBUFFORCE reads one `int` from a pointer to a live local of that size; the
+    // descriptor is an open socket.
+    let forced = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUFFORCE,
+            std::ptr::from_ref(&size).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if forced != 0 {
+        let _ = socket2::SockRef::from(socket).set_send_buffer_size(SEND_BUFFER);
     }
 }
 
@@ -214,6 +246,27 @@ mod tests {
 
         assert_eq!(recv_frame(&mut b).as_deref(), Some(&b"after restart"[..]));
         assert_eq!(recv_frame(&mut a).as_deref(), Some(&b"back"[..]));
+    }
+
+    #[test]
+    fn a_peer_that_does_not_read_fills_the_link_which_then_reports_would_block() {
+        let dir = TempDir::new("full");
+        let mut a = Link::open(&dir.0, "a", "b").unwrap();
+        let _b = Link::open(&dir.0, "b", "a").unwrap();
+        let segment = vec![0u8; 65550];
+
+        let mut sent = 0;
+        let err = loop {
+            match a.send(&segment) {
+                Ok(()) => sent += 1,
+                Err(e) => break e,
+            }
+            assert!(sent < 10_000, "the link never filled");
+        };
+
+        assert_eq!(err.kind(), ErrorKind::WouldBlock);
+        // At least the default buffer's worth (three segments) went out first.
+        assert!(sent >= 3, "{sent}");
     }
 
     #[test]

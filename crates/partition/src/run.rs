@@ -176,6 +176,9 @@ pub fn run_partition(
         let code = match &first {
             Ok(reason) => {
                 log(&format!("stopping: {reason}"));
+                for line in devices.virtio.metrics_summary() {
+                    log(&format!("counters: {line}"));
+                }
                 reason.exit_code()
             }
             Err(e) => {

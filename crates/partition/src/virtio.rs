@@ -119,6 +119,28 @@ impl VirtioDevices {
             .collect()
     }
 
+    /// One line per device with its non-zero counters (transport's, then the device's), for
+    /// the log when the partition stops.
+    pub fn metrics_summary(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let metrics = s
+                    .transport
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .metrics();
+                let counters: Vec<String> = metrics
+                    .into_iter()
+                    .filter(|(_, v)| *v != 0)
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect();
+                format!("virtio-{} {i}: {}", s.kind, counters.join(" "))
+            })
+            .collect()
+    }
+
     fn slot_at(&self, addr: u64) -> Option<(&Slot, u64)> {
         let index = addr.checked_sub(VIRTIO_MMIO_BASE)? / VIRTIO_MMIO_SIZE;
         let slot = self.slots.get(usize::try_from(index).ok()?)?;
@@ -188,10 +210,11 @@ impl VirtioDevices {
                 // Edge-triggered: the device reads until the backend is empty, or stops
                 // for a reason that brings it back (see `VirtioDevice::process_backend`),
                 // so a backend with input but no guest buffer does not spin this thread.
+                // Writable too: a backend that was full takes the frames that waited.
                 add_to_epoll(
                     &epoll,
                     fd,
-                    EventSet::IN | EventSet::EDGE_TRIGGERED,
+                    EventSet::IN | EventSet::OUT | EventSet::EDGE_TRIGGERED,
                     routes.len(),
                 )?;
                 routes.push(Route {

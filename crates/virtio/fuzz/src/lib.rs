@@ -315,8 +315,15 @@ pub fn run_device(kind: Kind, data: &[u8]) -> Vec<(&'static str, u64)> {
                 RECEIVEQ
             }
             (_, Host::Net(backend)) => {
-                backend.push(&[0xff; 60]);
-                backend.push(&[0x11; 1514]);
+                // A plain frame, and a TCP segment to be segmented (the header is
+                // virtio_net_hdr_v1: NEEDS_CSUM, GSO_TCPV4, hdr_len 66, gso_size 1448,
+                // csum_start 34, csum_offset 16).
+                let mut plain = vec![0u8; 12];
+                plain.extend([0xff; 60]);
+                backend.push(&plain);
+                let mut tso = vec![1, 1, 66, 0, 0xa8, 5, 34, 0, 16, 0, 0, 0];
+                tso.extend([0x11; 3000]);
+                backend.push(&tso);
                 t.backend_ready();
                 RECEIVEQ
             }

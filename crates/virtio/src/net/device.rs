@@ -3,16 +3,27 @@
 //! after a queue notification, [`VirtioDevice::process_backend`] when the backend's descriptor
 //! becomes readable.
 //!
+//! Offloads (§5.1.6.2): the device offers checksum offload and TCP segmentation both ways
+//! (`CSUM`, `HOST_TSO4/6`; `GUEST_CSUM`, `GUEST_TSO4/6`), so frames of up to 64 KiB cross it
+//! whole. The 12-byte `virtio_net_hdr_v1` travels with each frame to and from the backend,
+//! which either hands it on (a link to another partition's device, a TAP opened with
+//! `IFF_VNET_HDR`) or acts on it (the host kernel segments and checksums for a TAP).
+//!
 //! - transmitq (queue 1): chains of device-readable buffers (a device-writable one is a
-//!   [`Fault::WrongDirection`]), a 12-byte `virtio_net_hdr_v1` (§5.1.6) then the frame
-//!   (fewer than 12 bytes is a [`Fault::MalformedRequest`]). The header is dropped (no offload
-//!   was negotiated, so it carries nothing), the frame goes to the backend. A frame longer than
-//!   [`MAX_FRAME_LEN`] or shorter than an Ethernet header, or one the backend refuses, is
-//!   dropped and counted; the buffer always goes back to the driver.
+//!   [`Fault::WrongDirection`]), the header then the frame (fewer than 12 bytes is a
+//!   [`Fault::MalformedRequest`]). Header and frame go to the backend, `num_buffers` zeroed.
+//!   A frame longer than [`MAX_FRAME_LEN`] or shorter than an Ethernet header, one whose
+//!   header fails [`NetHeader::check`], or one the backend refuses, is dropped and counted;
+//!   the buffer goes back to the driver. A backend that is only full for now (`WouldBlock`)
+//!   leaves the chain, and the ones after it, on the queue: sending resumes when the backend's
+//!   descriptor turns writable, so a sender is slowed down, as by a real NIC's full ring,
+//!   rather than losing frames.
 //! - receiveq (queue 0): chains of device-writable buffers (a device-readable one is a
 //!   [`Fault::WrongDirection`]) of at least 12 bytes (else [`Fault::MalformedRequest`]). Each
-//!   gets one frame from the backend behind a zeroed header with `num_buffers` = 1
-//!   (§5.1.6.4); a frame that does not fit is dropped and counted, and the next one tried.
+//!   gets one header and frame from the backend, with `num_buffers` = 1 (§5.1.6.4). A frame
+//!   whose header fails the check, a segmented frame of a kind the driver did not accept, or
+//!   one that does not fit the chain is dropped and counted, and the next one tried; a partial
+//!   checksum the driver did not accept (`GUEST_CSUM`) is completed here.
 //!   A frame is read from the backend only when a receive buffer is at hand: while the guest
 //!   has none, frames wait in the backend's own queue (bounded by the host kernel), and the
 //!   driver's next receive-queue notification resumes delivery.
@@ -22,11 +33,16 @@
 //! `queue_pending`/`backend_pending` set for the caller to come back.
 
 use virtio_bindings::virtio_ids::VIRTIO_ID_NET;
-use virtio_bindings::virtio_net::{VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VIRTIO_NET_S_LINK_UP};
+use virtio_bindings::virtio_net::{
+    VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
+    VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS,
+    VIRTIO_NET_S_LINK_UP,
+};
 use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
 
 use super::backend::NetBackend;
+use super::header::{complete_checksum, NetHeader, Offloads, F_NEEDS_CSUM};
 use super::metrics::NetMetrics;
 use crate::chain::Chain;
 use crate::queue::{DeviceQueue, Served};
@@ -38,9 +54,7 @@ pub const RECEIVEQ: usize = 0;
 pub const TRANSMITQ: usize = 1;
 /// Size of each queue.
 pub const QUEUE_SIZE: u16 = 256;
-/// `struct virtio_net_hdr_v1` (§5.1.6): with `VIRTIO_F_VERSION_1` every buffer starts with
-/// it, `num_buffers` included.
-pub const HEADER_LEN: usize = 12;
+pub use super::header::HEADER_LEN;
 /// Largest frame carried, in either direction, without the header: a 65535-byte IP packet
 /// behind an Ethernet header with a VLAN tag, rounded as other monitors do (Firecracker's
 /// 65562-byte buffer less the header).
@@ -55,21 +69,31 @@ const QUEUE_SIZES: [u16; 2] = [QUEUE_SIZE, QUEUE_SIZE];
 const FEATURE_MAC: u64 = 1 << VIRTIO_NET_F_MAC;
 /// `VIRTIO_NET_F_STATUS` (§5.1.3): `status` in configuration space is valid.
 const FEATURE_STATUS: u64 = 1 << VIRTIO_NET_F_STATUS;
+/// Checksum and segmentation offloads, both directions (§5.1.3).
+const FEATURE_OFFLOADS: u64 = (1 << VIRTIO_NET_F_CSUM)
+    | (1 << VIRTIO_NET_F_GUEST_CSUM)
+    | (1 << VIRTIO_NET_F_GUEST_TSO4)
+    | (1 << VIRTIO_NET_F_GUEST_TSO6)
+    | (1 << VIRTIO_NET_F_HOST_TSO4)
+    | (1 << VIRTIO_NET_F_HOST_TSO6);
+/// A header and the largest frame.
+const BUFFER_LEN: usize = HEADER_LEN + MAX_FRAME_LEN;
 /// `mac` (6 bytes) and `status` (le16) of `struct virtio_net_config` (§5.1.4); the fields
 /// after them need features not offered and read as zeros.
 const CONFIG_SIZE: usize = 8;
-/// Offset of `num_buffers` in the header.
-const NUM_BUFFERS_OFFSET: usize = 10;
 
 /// The virtio-net device.
 pub struct Net {
     mac: [u8; 6],
     backend: Box<dyn NetBackend>,
-    /// Scratch space for one frame, either direction (allocated once).
+    /// Scratch space for one header and frame, either direction (allocated once).
     frame: Vec<u8>,
     state: State,
     /// The last receive pass stopped at [`MAX_RX_FRAMES_PER_CALL`].
     rx_capped: bool,
+    /// The backend could not take a frame now (`WouldBlock`): the frame's chain stays on the
+    /// transmit queue until the backend's descriptor turns writable.
+    tx_blocked: bool,
     metrics: NetMetrics,
 }
 
@@ -89,6 +113,8 @@ enum State {
         mem: GuestMemoryMmap,
         receiveq: DeviceQueue,
         transmitq: DeviceQueue,
+        /// What the driver accepts on receive.
+        offloads: Offloads,
     },
 }
 
@@ -98,11 +124,36 @@ impl Net {
         Net {
             mac,
             backend,
-            frame: vec![0; MAX_FRAME_LEN],
+            frame: vec![0; BUFFER_LEN],
             state: State::Inactive,
             rx_capped: false,
+            tx_blocked: false,
             metrics: NetMetrics::default(),
         }
+    }
+
+    /// Sends what the transmit queue holds, until it is empty or the backend is full.
+    fn transmit_all(&mut self) -> Result<bool, DeviceError> {
+        let Net {
+            backend,
+            frame,
+            state,
+            metrics,
+            tx_blocked,
+            ..
+        } = self;
+        let State::Active { mem, transmitq, .. } = state else {
+            return Ok(false);
+        };
+        *tx_blocked = false;
+        transmitq.serve(mem, |chain| {
+            let served = transmit(mem, chain, backend.as_mut(), frame, metrics)?;
+            if served == Served::Deferred {
+                *tx_blocked = true;
+                metrics.tx_backend_full += 1;
+            }
+            Ok(served)
+        })
     }
 
     fn config(&self) -> [u8; CONFIG_SIZE] {
@@ -125,9 +176,16 @@ impl Net {
             metrics,
             ..
         } = self;
-        let State::Active { mem, receiveq, .. } = state else {
+        let State::Active {
+            mem,
+            receiveq,
+            offloads,
+            ..
+        } = state
+        else {
             return Ok(false);
         };
+        let offloads = *offloads;
         let mut frames_read = 0u32;
         let mut got_buffer = false;
         *rx_capped = false;
@@ -138,6 +196,7 @@ impl Net {
                 chain,
                 backend.as_mut(),
                 frame,
+                offloads,
                 metrics,
                 &mut frames_read,
                 rx_capped,
@@ -160,7 +219,7 @@ impl VirtioDevice for Net {
     }
 
     fn avail_features(&self) -> u64 {
-        COMMON_FEATURES | FEATURE_MAC | FEATURE_STATUS
+        COMMON_FEATURES | FEATURE_MAC | FEATURE_STATUS | FEATURE_OFFLOADS
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
@@ -180,33 +239,32 @@ impl VirtioDevice for Net {
         let Ok([rx, tx]) = <[Queue; 2]>::try_from(queues) else {
             return Err(DeviceError::QueueCount { expected: 2, got });
         };
+        let acked = |bit: u32| acked_features & (1 << bit) != 0;
+        let offloads = Offloads {
+            csum: acked(VIRTIO_NET_F_GUEST_CSUM),
+            tso4: acked(VIRTIO_NET_F_GUEST_TSO4),
+            tso6: acked(VIRTIO_NET_F_GUEST_TSO6),
+        };
+        // A backend that cannot be told (a TAP refusing TUNSETOFFLOAD) keeps sending plain
+        // frames, which every driver takes.
+        if self.backend.set_offloads(offloads).is_err() {
+            self.metrics.backend_offload_errors += 1;
+        }
         self.state = State::Active {
             mem,
             receiveq: DeviceQueue::new(rx, acked_features),
             transmitq: DeviceQueue::new(tx, acked_features),
+            offloads,
         };
         self.rx_capped = false;
+        self.tx_blocked = false;
         Ok(())
     }
 
     fn process_queue(&mut self, index: usize) -> Result<bool, DeviceError> {
         match index {
             RECEIVEQ => self.receive(false),
-            TRANSMITQ => {
-                let Net {
-                    backend,
-                    frame,
-                    state,
-                    metrics,
-                    ..
-                } = self;
-                let State::Active { mem, transmitq, .. } = state else {
-                    return Ok(false);
-                };
-                transmitq.serve(mem, |chain| {
-                    transmit(mem, chain, backend.as_mut(), frame, metrics)
-                })
-            }
+            TRANSMITQ => self.transmit_all(),
             _ => Ok(false),
         }
     }
@@ -223,8 +281,15 @@ impl VirtioDevice for Net {
         Some(self.backend.raw_fd())
     }
 
+    /// The backend's descriptor became readable (frames for the guest) or writable (room for
+    /// frames the guest is waiting to send).
     fn process_backend(&mut self) -> Result<bool, DeviceError> {
-        self.receive(true)
+        let sent = if self.tx_blocked {
+            self.transmit_all()?
+        } else {
+            false
+        };
+        Ok(self.receive(true)? || sent)
     }
 
     fn backend_pending(&self) -> bool {
@@ -234,6 +299,7 @@ impl VirtioDevice for Net {
     fn reset(&mut self) {
         self.state = State::Inactive;
         self.rx_capped = false;
+        self.tx_blocked = false;
     }
 
     fn metrics(&self) -> Vec<(&'static str, u64)> {
@@ -249,17 +315,25 @@ impl VirtioDevice for Net {
             ("rx_dropped_too_big", m.rx_dropped_too_big),
             ("rx_no_buffer", m.rx_no_buffer),
             ("rx_backend_errors", m.rx_backend_errors),
+            ("tx_dropped_bad_header", m.tx_dropped_bad_header),
+            ("tx_backend_full", m.tx_backend_full),
+            ("rx_dropped_bad_header", m.rx_dropped_bad_header),
+            ("rx_dropped_offload", m.rx_dropped_offload),
+            ("rx_checksums_completed", m.rx_checksums_completed),
+            ("backend_offload_errors", m.backend_offload_errors),
         ]
     }
 }
 
 /// Fills one receive buffer with the next frame that fits; leaves it available when the
 /// backend has none (or the per-call frame budget is spent).
+#[allow(clippy::too_many_arguments)]
 fn receive_one(
     mem: &GuestMemoryMmap,
     chain: &Chain,
     backend: &mut dyn NetBackend,
-    frame: &mut [u8],
+    buffer: &mut [u8],
+    offloads: Offloads,
     metrics: &mut NetMetrics,
     frames_read: &mut u32,
     capped: &mut bool,
@@ -276,8 +350,8 @@ fn receive_one(
             *capped = true;
             return Ok(Served::Deferred);
         }
-        let len = match backend.recv(frame) {
-            Ok(Some(len)) => len.min(frame.len()),
+        let n = match backend.recv(buffer) {
+            Ok(Some(n)) => n.min(buffer.len()),
             Ok(None) => return Ok(Served::Deferred),
             Err(_) => {
                 metrics.rx_backend_errors += 1;
@@ -285,57 +359,90 @@ fn receive_one(
             }
         };
         *frames_read += 1;
-        let Some(data) = frame.get(..len).filter(|_| HEADER_LEN + len <= room) else {
-            metrics.rx_dropped_too_big += 1;
+        let Some((head, frame)) = buffer
+            .get_mut(..n)
+            .and_then(|b| b.split_at_mut_checked(HEADER_LEN))
+        else {
+            metrics.rx_dropped_bad_header += 1;
             continue;
         };
-        let mut header = [0u8; HEADER_LEN];
-        if let Some(num_buffers) = header.get_mut(NUM_BUFFERS_OFFSET..) {
-            num_buffers.copy_from_slice(&1u16.to_le_bytes());
+        let mut header = NetHeader::parse(head);
+        if header.check(frame.len(), false).is_err() {
+            metrics.rx_dropped_bad_header += 1;
+            continue;
         }
+        if !header.fits(offloads) {
+            metrics.rx_dropped_offload += 1;
+            continue;
+        }
+        if n > room {
+            metrics.rx_dropped_too_big += 1;
+            continue;
+        }
+        if header.flags & F_NEEDS_CSUM != 0 && !offloads.csum {
+            complete_checksum(&header, frame);
+            header.flags &= !F_NEEDS_CSUM;
+            metrics.rx_checksums_completed += 1;
+        }
+        header.num_buffers = 1;
+        head.copy_from_slice(&header.to_bytes());
+        let len = frame.len();
+        let Some(whole) = buffer.get(..n) else {
+            continue;
+        };
         chain
-            .write_at(mem, 0, &header)
-            .map_err(DeviceError::GuestMemory)?;
-        chain
-            .write_at(mem, HEADER_LEN as u64, data)
+            .write_at(mem, 0, whole)
             .map_err(DeviceError::GuestMemory)?;
         metrics.rx_frames += 1;
         metrics.rx_bytes += len as u64;
         // At most MAX_FRAME_LEN + HEADER_LEN: fits a u32.
-        return Ok(Served::Used((HEADER_LEN + len) as u32));
+        return Ok(Served::Used(n as u32));
     }
 }
 
-/// Hands the frame of one transmit chain to the backend.
+/// Hands the header and frame of one transmit chain to the backend.
 fn transmit(
     mem: &GuestMemoryMmap,
     chain: &Chain,
     backend: &mut dyn NetBackend,
-    frame: &mut [u8],
+    buffer: &mut [u8],
     metrics: &mut NetMetrics,
 ) -> Result<Served, DeviceError> {
     if chain.writable_len() > 0 {
         return Err(Fault::WrongDirection.into());
     }
-    let Some(len) = (chain.readable_len() as usize).checked_sub(HEADER_LEN) else {
+    let n = chain.readable_len() as usize;
+    let Some(len) = n.checked_sub(HEADER_LEN) else {
         return Err(Fault::MalformedRequest.into());
     };
     if len < ETHERNET_HEADER_LEN {
         metrics.tx_dropped_runt += 1;
         return Ok(Served::Used(0));
     }
-    let Some(data) = frame.get_mut(..len) else {
+    let Some(whole) = buffer.get_mut(..n) else {
         metrics.tx_dropped_too_big += 1;
         return Ok(Served::Used(0));
     };
     chain
-        .read_at(mem, HEADER_LEN as u64, data)
+        .read_at(mem, 0, whole)
         .map_err(DeviceError::GuestMemory)?;
-    match backend.send(data) {
+    let Some((head, _)) = whole.split_at_mut_checked(HEADER_LEN) else {
+        return Err(Fault::MalformedRequest.into());
+    };
+    let mut header = NetHeader::parse(head);
+    if header.check(len, true).is_err() {
+        metrics.tx_dropped_bad_header += 1;
+        return Ok(Served::Used(0));
+    }
+    header.num_buffers = 0;
+    head.copy_from_slice(&header.to_bytes());
+    match backend.send(whole) {
         Ok(()) => {
             metrics.tx_frames += 1;
             metrics.tx_bytes += len as u64;
         }
+        // Full for now: the chain waits on the queue (the caller counts it).
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(Served::Deferred),
         Err(_) => metrics.tx_dropped_backend += 1,
     }
     Ok(Served::Used(0))
@@ -351,18 +458,23 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use vm_memory::{Bytes, GuestAddress};
 
-    /// A backend whose sent frames and pending input the test keeps handles on.
+    /// A backend whose sent frames, pending input and offloads the test keeps handles on.
     #[derive(Clone, Default)]
     struct FakeBackend {
         sent: Arc<Mutex<Vec<Vec<u8>>>>,
         input: Arc<Mutex<VecDeque<Vec<u8>>>>,
+        offloads: Arc<Mutex<Option<Offloads>>>,
         refuse: bool,
+        full: Arc<std::sync::atomic::AtomicBool>,
     }
 
     impl NetBackend for FakeBackend {
         fn send(&mut self, frame: &[u8]) -> std::io::Result<()> {
             if self.refuse {
                 return Err(std::io::ErrorKind::ConnectionRefused.into());
+            }
+            if self.full.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(std::io::ErrorKind::WouldBlock.into());
             }
             self.sent.lock().unwrap().push(frame.to_vec());
             Ok(())
@@ -377,6 +489,10 @@ mod tests {
         }
         fn raw_fd(&self) -> RawFd {
             -1
+        }
+        fn set_offloads(&mut self, offloads: Offloads) -> std::io::Result<()> {
+            *self.offloads.lock().unwrap() = Some(offloads);
+            Ok(())
         }
     }
 
@@ -395,6 +511,31 @@ mod tests {
         (0..len).map(|i| i as u8).collect()
     }
 
+    /// `frame(len)` behind `header`.
+    fn with_header(header: NetHeader, len: usize) -> Vec<u8> {
+        let mut out = header.to_bytes().to_vec();
+        out.extend(frame(len));
+        out
+    }
+
+    /// `frame(len)` behind a header asking for nothing.
+    fn plain(len: usize) -> Vec<u8> {
+        with_header(NetHeader::default(), len)
+    }
+
+    /// A TCP/IPv4 frame to be segmented, with its partial checksum at 34 + 16.
+    fn tso4() -> NetHeader {
+        NetHeader {
+            flags: F_NEEDS_CSUM,
+            gso_type: crate::net::GSO_TCPV4,
+            hdr_len: 66,
+            gso_size: 1448,
+            csum_start: 34,
+            csum_offset: 16,
+            num_buffers: 0,
+        }
+    }
+
     fn metric(net: &Net, name: &str) -> u64 {
         net.metrics()
             .into_iter()
@@ -407,21 +548,31 @@ mod tests {
         m: &'a GuestMemoryMmap,
         backend: &FakeBackend,
     ) -> (Net, Driver<'a>, Driver<'a>) {
+        active_net_with(m, backend, 0)
+    }
+
+    fn active_net_with<'a>(
+        m: &'a GuestMemoryMmap,
+        backend: &FakeBackend,
+        features: u64,
+    ) -> (Net, Driver<'a>, Driver<'a>) {
         let rx = Driver::at(m, GuestAddress(0), 16);
         let tx = Driver::at(m, GuestAddress(0x4000), 16);
         let mut net = Net::new(MAC, Box::new(backend.clone()));
-        net.activate(m.clone(), vec![rx.queue(), tx.queue()], 0)
+        net.activate(m.clone(), vec![rx.queue(), tx.queue()], features)
             .unwrap();
         (net, rx, tx)
     }
 
     #[test]
-    fn transmit_strips_the_header_and_hands_the_frame_to_the_backend() {
+    fn transmit_hands_header_and_frame_to_the_backend() {
         let m = mem();
         let backend = FakeBackend::default();
         let (mut net, _rx, tx) = active_net(&m, &backend);
         let data = frame(100);
-        m.write_slice(&[0xaa; HEADER_LEN], GuestAddress(0x10000))
+        let mut header = tso4();
+        header.num_buffers = 7;
+        m.write_slice(&header.to_bytes(), GuestAddress(0x10000))
             .unwrap();
         m.write_slice(&data[..20], GuestAddress(0x10000 + HEADER_LEN as u64))
             .unwrap();
@@ -431,9 +582,123 @@ mod tests {
         let notify = net.process_queue(TRANSMITQ).unwrap();
 
         assert!(notify);
-        assert_eq!(*backend.sent.lock().unwrap(), [data]);
+        // num_buffers means nothing on transmit: zeroed.
+        assert_eq!(*backend.sent.lock().unwrap(), [with_header(tso4(), 100)]);
         assert_eq!(tx.used_elem(0), (0, 0));
         assert_eq!(metric(&net, "tx_bytes"), 100);
+    }
+
+    #[test]
+    fn transmitted_header_with_its_checksum_outside_the_frame_drops_the_frame() {
+        let m = mem();
+        let backend = FakeBackend::default();
+        let (mut net, _rx, tx) = active_net(&m, &backend);
+        let header = NetHeader {
+            csum_start: 90,
+            ..tso4()
+        };
+        m.write_slice(&with_header(header, 100), GuestAddress(0x10000))
+            .unwrap();
+        tx.add(&[(0x10000, HEADER_LEN as u32 + 100, 0)]);
+
+        net.process_queue(TRANSMITQ).unwrap();
+
+        assert!(backend.sent.lock().unwrap().is_empty());
+        assert_eq!(tx.used_idx(), 1);
+        assert_eq!(metric(&net, "tx_dropped_bad_header"), 1);
+    }
+
+    #[test]
+    fn activation_tells_the_backend_the_receive_offloads_the_driver_accepted() {
+        let m = mem();
+        let backend = FakeBackend::default();
+
+        let _ = active_net_with(&m, &backend, 1 << 1 | 1 << 7);
+
+        assert_eq!(
+            *backend.offloads.lock().unwrap(),
+            Some(Offloads {
+                csum: true,
+                tso4: true,
+                tso6: false
+            })
+        );
+    }
+
+    #[test]
+    fn segmented_frame_reaches_a_driver_that_accepted_it_as_it_is() {
+        let m = mem();
+        let backend = FakeBackend::default();
+        let (mut net, rx, _tx) = active_net_with(&m, &backend, 1 << 1 | 1 << 7);
+        rx.add(&[(0x10000, 0x8000, F_WRITE)]);
+        backend.push(with_header(tso4(), 3000));
+
+        net.process_backend().unwrap();
+
+        assert_eq!(rx.used_elem(0), (0, HEADER_LEN as u32 + 3000));
+        let mut header = [0u8; HEADER_LEN];
+        m.read_slice(&mut header, GuestAddress(0x10000)).unwrap();
+        let expect = NetHeader {
+            num_buffers: 1,
+            ..tso4()
+        };
+        assert_eq!(NetHeader::parse(&header), expect);
+    }
+
+    #[test]
+    fn segmented_frame_for_a_driver_that_did_not_accept_it_is_dropped() {
+        let m = mem();
+        let backend = FakeBackend::default();
+        let (mut net, rx, _tx) = active_net(&m, &backend);
+        rx.add(&[(0x10000, 0x8000, F_WRITE)]);
+        backend.push(with_header(tso4(), 3000));
+        backend.push(plain(60));
+
+        net.process_backend().unwrap();
+
+        assert_eq!(metric(&net, "rx_dropped_offload"), 1);
+        assert_eq!(rx.used_elem(0), (0, HEADER_LEN as u32 + 60));
+    }
+
+    #[test]
+    fn partial_checksum_is_completed_for_a_driver_without_guest_csum() {
+        let m = mem();
+        let backend = FakeBackend::default();
+        let (mut net, rx, _tx) = active_net(&m, &backend);
+        rx.add(&[(0x10000, 2048, F_WRITE)]);
+        let header = NetHeader {
+            flags: F_NEEDS_CSUM,
+            csum_start: 0,
+            csum_offset: 8,
+            ..NetHeader::default()
+        };
+        let mut input = header.to_bytes().to_vec();
+        input.extend([
+            0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7, 0, 0, 0, 0, 0, 0,
+        ]);
+        backend.push(input);
+
+        net.process_backend().unwrap();
+
+        let mut got = [0u8; HEADER_LEN + 14];
+        m.read_slice(&mut got, GuestAddress(0x10000)).unwrap();
+        assert_eq!(got[0], 0, "NEEDS_CSUM cleared");
+        assert_eq!(&got[HEADER_LEN + 8..HEADER_LEN + 10], &[0x22, 0x0d]);
+        assert_eq!(metric(&net, "rx_checksums_completed"), 1);
+    }
+
+    #[test]
+    fn input_shorter_than_a_header_is_dropped() {
+        let m = mem();
+        let backend = FakeBackend::default();
+        let (mut net, rx, _tx) = active_net(&m, &backend);
+        rx.add(&[(0x10000, 2048, F_WRITE)]);
+        backend.push(vec![0; 11]);
+
+        net.process_backend().unwrap();
+
+        assert_eq!(rx.used_idx(), 0);
+        assert_eq!(metric(&net, "rx_dropped_bad_header"), 1);
     }
 
     #[test]
@@ -443,7 +708,7 @@ mod tests {
         let (mut net, rx, _tx) = active_net(&m, &backend);
         m.write_slice(&[0xff; 64], GuestAddress(0x10000)).unwrap();
         rx.add(&[(0x10000, 2048, F_WRITE)]);
-        backend.push(frame(60));
+        backend.push(plain(60));
 
         let notify = net.process_backend().unwrap();
 
@@ -501,11 +766,33 @@ mod tests {
     }
 
     #[test]
+    fn frames_wait_on_the_transmit_queue_while_the_backend_is_full() {
+        let m = mem();
+        let backend = FakeBackend::default();
+        let (mut net, _rx, tx) = active_net(&m, &backend);
+        tx.add(&[(0x10000, HEADER_LEN as u32 + 60, 0)]);
+        tx.add(&[(0x10000, HEADER_LEN as u32 + 60, 0)]);
+        backend.full.store(true, std::sync::atomic::Ordering::Relaxed);
+
+        net.process_queue(TRANSMITQ).unwrap();
+        let used_while_full = tx.used_idx();
+        backend.full.store(false, std::sync::atomic::Ordering::Relaxed);
+        let notify = net.process_backend().unwrap();
+
+        assert_eq!(used_while_full, 0);
+        assert_eq!(metric(&net, "tx_backend_full"), 1);
+        assert!(notify);
+        assert_eq!(tx.used_idx(), 2);
+        assert_eq!(backend.sent.lock().unwrap().len(), 2);
+        assert_eq!(metric(&net, "tx_dropped_backend"), 0);
+    }
+
+    #[test]
     fn without_receive_buffers_frames_wait_in_the_backend_until_the_driver_posts_one() {
         let m = mem();
         let backend = FakeBackend::default();
         let (mut net, rx, _tx) = active_net(&m, &backend);
-        backend.push(frame(60));
+        backend.push(plain(60));
 
         let before = net.process_backend().unwrap();
         let waiting = backend.waiting();
@@ -525,8 +812,8 @@ mod tests {
         let backend = FakeBackend::default();
         let (mut net, rx, _tx) = active_net(&m, &backend);
         rx.add(&[(0x10000, 128, F_WRITE)]);
-        backend.push(frame(1500));
-        backend.push(frame(100));
+        backend.push(plain(1500));
+        backend.push(plain(100));
 
         net.process_backend().unwrap();
 
@@ -542,7 +829,7 @@ mod tests {
         let (mut net, rx, _tx) = active_net(&m, &backend);
         rx.add(&[(0x10000, 64, F_WRITE)]);
         for _ in 0..MAX_RX_FRAMES_PER_CALL + 10 {
-            backend.push(frame(100));
+            backend.push(plain(100));
         }
 
         net.process_backend().unwrap();
@@ -566,12 +853,13 @@ mod tests {
     }
 
     #[test]
-    fn features_offered_are_the_common_ones_with_mac_and_status() {
+    fn features_offered_are_the_common_ones_mac_status_and_offloads() {
         let net = Net::new(MAC, Box::new(FakeBackend::default()));
 
         let features = net.avail_features();
 
-        assert_eq!(features, COMMON_FEATURES | 1 << 5 | 1 << 16);
+        let offloads = 1 << 0 | 1 << 1 | 1 << 7 | 1 << 8 | 1 << 11 | 1 << 12;
+        assert_eq!(features, COMMON_FEATURES | 1 << 5 | 1 << 16 | offloads);
     }
 
     /// Drives `net` through the transport with one chain on `queue`; returns the transport's
@@ -616,14 +904,14 @@ mod tests {
 
     #[test]
     fn readable_buffer_on_the_receive_queue_marks_the_device_needs_reset() {
-        let fault = fault_after(RECEIVEQ, &[(0x10000, 100, 0)], Some(frame(60)));
+        let fault = fault_after(RECEIVEQ, &[(0x10000, 100, 0)], Some(plain(60)));
 
         assert_eq!(fault, Some(Fault::WrongDirection));
     }
 
     #[test]
     fn receive_buffer_shorter_than_the_header_marks_the_device_needs_reset() {
-        let fault = fault_after(RECEIVEQ, &[(0x10000, 11, F_WRITE)], Some(frame(60)));
+        let fault = fault_after(RECEIVEQ, &[(0x10000, 11, F_WRITE)], Some(plain(60)));
 
         assert_eq!(fault, Some(Fault::MalformedRequest));
     }
@@ -637,7 +925,7 @@ mod tests {
         let (mut t, irq) = transport(Box::new(Net::new(MAC, Box::new(backend.clone()))), &m);
         activate(&mut t, FEATURE_VERSION_1 | FEATURE_EVENT_IDX, &[&rx, &tx]);
         rx.add(&[(0x10000, 2048, F_WRITE)]);
-        backend.push(frame(60));
+        backend.push(plain(60));
 
         let again = t.backend_ready();
 
@@ -652,7 +940,7 @@ mod tests {
         let m = mem();
         let backend = FakeBackend::default();
         let (mut t, _irq) = transport(Box::new(Net::new(MAC, Box::new(backend.clone()))), &m);
-        backend.push(frame(60));
+        backend.push(plain(60));
 
         t.backend_ready();
 

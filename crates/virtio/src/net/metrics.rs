@@ -26,4 +26,21 @@ pub(crate) struct NetMetrics {
     pub rx_no_buffer: u64,
     /// `rx_backend_errors`: reads from the backend that failed.
     pub rx_backend_errors: u64,
+    /// `tx_backend_full`: times the backend was full and transmission waited for it.
+    pub tx_backend_full: u64,
+    /// `tx_dropped_bad_header`: transmitted frames whose virtio-net header failed the check
+    /// (flags, checksum position, segmentation fields).
+    pub tx_dropped_bad_header: u64,
+    /// `rx_dropped_bad_header`: frames from the backend shorter than the header or whose
+    /// header failed the check.
+    pub rx_dropped_bad_header: u64,
+    /// `rx_dropped_offload`: segmented frames of a kind the driver did not accept
+    /// (`GUEST_TSO4`/`GUEST_TSO6` not negotiated).
+    pub rx_dropped_offload: u64,
+    /// `rx_checksums_completed`: partial checksums completed for a driver without
+    /// `GUEST_CSUM`.
+    pub rx_checksums_completed: u64,
+    /// `backend_offload_errors`: activations where the backend could not be told the
+    /// driver's receive offloads.
+    pub backend_offload_errors: u64,
 }

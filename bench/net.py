@@ -1,0 +1,204 @@
+#!/usr/bin/python3
+"""VirtIO network throughput between two partitions, bulkhead against QEMU, side by side inside
+the KVM test host.
+
+  bench/net.py [--runs N] [--seconds S]
+
+Each measurement boots two guests, the stock Debian kernel (vmlinux through PVH) with the
+project's initramfs, 1 vCPU and 512 MiB each, joined by a network, and runs iperf3 from the
+second to the first for S seconds (one TCP stream); the receiver's throughput is reported.
+
+  bulkhead       two partitions of one `bulkhead run`, their virtio-net devices joined by a
+                 direct link (`link = "PEER"`: Unix datagram sockets between the two partition
+                 processes, offloads passed through); vCPUs pinned to test-host CPUs 0 and 1
+  QEMU           two `qemu-system-x86_64 -M microvm` guests, each with virtio-net-device on a
+                 TAP device, both TAPs on a Linux bridge in the test host: userspace virtio-net
+                 (vhost=off)
+  QEMU+vhost     the same with the in-kernel vhost-net data path (vhost=on)
+
+On the build machine every run boots a test host of its own (scripts/testhost.sh run --
+bench/net.py --one-run) and measures the three contenders there, in an order that rotates
+from run to run; a test host that dies is booted again and counted. Each figure is the median
+of N runs (N >= 5); ratios are bulkhead / QEMU, so >= 1.0 means bulkhead carried at least as
+many bits. Prints a Markdown table on stdout and progress on stderr. Timings inside the test
+host are emulated (TCG): only the ratios mean anything.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from block import BULKHEAD, INITRD, QEMU, REPO, VMLINUX, bh_encode  # noqa: E402
+
+GUEST_MIB = 512
+BASE_CMDLINE = "console=ttyS0 loglevel=4 bh.modules=virtio bh.action=poweroff"
+CONTENDERS = ["bulkhead", "QEMU", "QEMU+vhost"]
+MACS = ("52:54:00:00:00:0a", "52:54:00:00:00:0b")
+RESULT_MARK = "bench-net-result "
+RUN_MARK = "bench-net-run "
+HOST_ATTEMPTS = 6
+GUEST_ATTEMPTS = 3
+
+
+def server_script():
+    return ("ip addr add 10.0.0.1/24 dev eth0; ip link set eth0 up; "
+            "iperf3 -s -1 >/dev/null 2>&1; echo bench-net-server-done")
+
+
+def client_script(seconds):
+    return ("ip addr add 10.0.0.2/24 dev eth0; ip link set eth0 up; "
+            "for i in $(seq 1 60); do ping -c 1 -W 1 10.0.0.1 >/dev/null 2>&1 && break; done; "
+            f"for i in 1 2 3 4 5; do iperf3 -c 10.0.0.1 -t {seconds} -f m > /tmp/iperf3.txt 2>&1 && break; "
+            "sleep 1; done; "
+            "echo \"bench-net-iperf3 $(grep receiver /tmp/iperf3.txt)\"")
+
+
+def cmdline(script):
+    return f"{BASE_CMDLINE} bh.cmd={bh_encode(script)}"
+
+
+def bulkhead_pair(tmp, seconds):
+    path = os.path.join(tmp, "net.toml")
+    parts = []
+    for i, (name, peer, script) in enumerate((("a", "b", server_script()), ("b", "a", client_script(seconds)))):
+        parts.append(f'[[partition]]\nname = "{name}"\ncriticality = "low"\nvcpus = 1\ncpus = [{i}]\n'
+                     f'memory_mib = {GUEST_MIB}\nkernel = "{VMLINUX}"\ninitrd = "{INITRD}"\n'
+                     f'cmdline = "{cmdline(script)}"\non_reset = "stop"\n\n'
+                     f'[[partition.device]]\nkind = "net"\nmac = "{MACS[i]}"\nlink = "{peer}"\n')
+    with open(path, "w") as f:
+        f.write('[system]\nname = "bench-net"\n\n' + "\n".join(parts))
+    return [[BULKHEAD, "run", path]]
+
+
+def sh(cmd):
+    subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def qemu_network():
+    """A bridge with two TAPs in the test host (made once per test host)."""
+    if os.path.exists("/sys/class/net/bhbr0"):
+        return
+    sh("ip link add bhbr0 type bridge && ip link set bhbr0 up")
+    for tap in ("bhtap0", "bhtap1"):
+        sh(f"ip tuntap add {tap} mode tap && ip link set {tap} master bhbr0 && ip link set {tap} up")
+
+
+def qemu_pair(vhost, seconds):
+    qemu_network()
+    cmds = []
+    for i, script in enumerate((server_script(), client_script(seconds))):
+        cmds.append([QEMU, "-M", "microvm", "-accel", "kvm", "-cpu", "host", "-smp", "1", "-m", str(GUEST_MIB),
+                     "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
+                     "-kernel", VMLINUX, "-initrd", INITRD, "-append", cmdline(script),
+                     "-netdev", f"tap,id=n0,ifname=bhtap{i},script=no,downscript=no,vhost={'on' if vhost else 'off'}",
+                     "-device", f"virtio-net-device,netdev=n0,mac={MACS[i]}"])
+    return cmds
+
+
+IPERF = re.compile(r"bench-net-iperf3 .*?([\d.]+) Mbits/sec\s+receiver")
+
+
+def measure(name, seconds):
+    """One measurement of `name`: Mbit/s received."""
+    tmp = tempfile.mkdtemp(prefix="bench-net-")
+    try:
+        if name == "bulkhead":
+            cmds = bulkhead_pair(tmp, seconds)
+        else:
+            cmds = qemu_pair(name == "QEMU+vhost", seconds)
+        procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                 for c in cmds]
+        outs = []
+        deadline = time.monotonic() + 120 + 3 * seconds
+        for p in procs:
+            try:
+                out, _ = p.communicate(timeout=max(1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                for q in procs:
+                    q.kill()
+                raise RuntimeError(f"{name}: timed out")
+            outs.append(out.decode(errors="replace"))
+        text = "\n".join(outs)
+        m = IPERF.search(text)
+        if not m:
+            raise RuntimeError(f"{name}: no iperf3 result:\n{text[-2000:]}")
+        return float(m.group(1))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def one_run(order, seconds):
+    """Every contender once, in this test host; prints one result line."""
+    results = {}
+    for name in order:
+        for attempt in range(GUEST_ATTEMPTS):
+            try:
+                results[name] = measure(name, seconds)
+                break
+            except RuntimeError as e:
+                print(f"{name}: guests failed ({str(e)[-300:]}), once more", file=sys.stderr, flush=True)
+        else:
+            print(f"bench-net-failed {name}", flush=True)
+            sys.exit(1)
+    print(RESULT_MARK + json.dumps(results), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=10, help="iperf3 run length (default 10)")
+    parser.add_argument("--one-run", metavar="ORDER", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one_run:
+        one_run(args.one_run.split(","), args.seconds)
+        return
+    if args.runs < 5:
+        parser.error("--runs must be at least 5 (medians of fewer runs are not reported)")
+    results = {name: [] for name in CONTENDERS}
+    failures = 0
+    for run in range(args.runs):
+        order = CONTENDERS[run % 3:] + CONTENDERS[:run % 3]
+        cmd = [os.path.join(REPO, "scripts/testhost.sh"), "run", "--timeout", str(600 + 12 * args.seconds), "--",
+               "/usr/bin/python3", os.path.abspath(__file__), "--one-run", ",".join(order),
+               "--seconds", str(args.seconds)]
+        while True:
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            out = proc.stdout.decode(errors="replace")
+            line = next((l for l in out.splitlines() if l.startswith(RESULT_MARK)), None)
+            if line:
+                r = json.loads(line[len(RESULT_MARK):])
+                break
+            failures += 1
+            if failures >= HOST_ATTEMPTS:
+                sys.exit(f"net.py: {failures} failed test hosts; last output:\n{out[-3000:]}")
+            print(f"run {run + 1}: test host failed (exit {proc.returncode}), in a fresh one again", file=sys.stderr)
+        for name in CONTENDERS:
+            results[name].append(r[name])
+        print(f"run {run + 1}/{args.runs} ({', '.join(order)}): "
+              + ", ".join(f"{n} {r[n]:.0f} Mbit/s" for n in CONTENDERS), file=sys.stderr, flush=True)
+
+    print(f"virtio-net between two guests inside the KVM test host: iperf3, one TCP stream, {args.seconds} s, "
+          f"receiver's figure; median of {args.runs} (emulated time: compare side by side only; "
+          f"ratio = bulkhead / peer, >= 1.0 means bulkhead is at least as fast):\n")
+    print("| contender | Mbit/s | bulkhead / this |")
+    print("|---|---|---|")
+    b = statistics.median(results["bulkhead"])
+    for name in CONTENDERS:
+        m = statistics.median(results[name])
+        print(f"| {name} | {m:.0f} | {b / m:.2f} |")
+    print()
+    for name in CONTENDERS:
+        print(f"Runs, {name}: " + " ".join(f"{v:.0f}" for v in results[name]) + ".  ")
+    print(f"Test hosts that died and were booted again (not counted above): {failures}.")
+
+
+if __name__ == "__main__":
+    main()
