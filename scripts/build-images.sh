@@ -440,7 +440,7 @@ make_initramfs --tools initramfs.cpio.gz guest-init \
 step "building testhost-initramfs.cpio.gz (busybox, /init, kvm-amd, 9p over virtio-mmio)"
 make_initramfs testhost-initramfs.cpio.gz testhost-init \
 	irqbypass kvm ccp kvm_amd virtio_mmio 9pnet 9pnet_virtio 9p virtio_net virtio_blk \
-	tun vhost_net vhost_vsock
+	tun vhost_net vhost_vsock bridge
 
 cat >"$STAGE/manifest" <<EOF
 key: $KEY
