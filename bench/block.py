@@ -14,13 +14,16 @@ Either way, failed boots are counted in the output, never dropped silently.
 Each measurement boots, for one contender, the stock Debian kernel (vmlinux through PVH) with
 the project's initramfs, 2 vCPUs and 512 MiB, with a fresh raw image in the test host's /tmp
 (tmpfs) as a virtio-blk disk (virtio-mmio), and runs fio on /dev/vda in the guest: sequential
-read and write (1 MiB blocks, iodepth 16) and 4 KiB random read and write (iodepth 32),
+read and write (1 MiB blocks, iodepth 16), 4 KiB random read and write (iodepth 32), and
+4 KiB random reads one at a time (iodepth 1: the mean completion latency is the
+notify-to-interrupt round trip, guest block layer and host page-cache read included),
 direct I/O through libaio, time-based. The guest prints fio's terse output on its serial
 console; it is parsed here.
 
   bulkhead  `bulkhead run` of a one-partition description with
             [[partition.device]] kind = "block" (buffered reads and writes of the image on the
-            partition's one device thread, fdatasync on a flush)
+            partition's one device thread, fdatasync on a flush; low criticality, so the
+            default adaptive batching window of 100 us applies)
   QEMU      Debian's qemu-system-x86_64 -M microvm with -device virtio-blk-device on a drive
             with cache=writeback,aio=threads: the same host I/O model (buffered I/O through the
             host page cache, fdatasync on a flush), from QEMU's pool of worker threads
@@ -61,13 +64,17 @@ WORKLOADS = [
     ("seq-write", "--rw=write --bs=1M --iodepth=16", "MiB/s"),
     ("rand-read", "--rw=randread --bs=4k --iodepth=32", "IOPS"),
     ("rand-write", "--rw=randwrite --bs=4k --iodepth=32", "IOPS"),
+    ("round-trip", "--rw=randread --bs=4k --iodepth=1", "µs"),
 ]
 LABELS = {
     "seq-read": "sequential read, 1 MiB, iodepth 16",
     "seq-write": "sequential write, 1 MiB, iodepth 16",
     "rand-read": "random read, 4 KiB, iodepth 32",
     "rand-write": "random write, 4 KiB, iodepth 32",
+    "round-trip": "notify-to-interrupt round trip: 4 KiB random read at iodepth 1, mean completion latency",
 }
+# Jobs whose figure is a latency (lower is better): their ratio is QEMU / bulkhead.
+LATENCY_JOBS = {"round-trip"}
 # fio --terse-version=3: field 2 is the job name, 4 the error, 6/7 read KiB/s and IOPS, 47/48
 # write KiB/s and IOPS.
 TERSE = re.compile(r"3;fio-[^;\s]*;(?:" + "|".join(w[0] for w in WORKLOADS) + r");[^\r\n]*")
@@ -149,7 +156,10 @@ def one_boot(name, make_cmd, cmdline, disk_mib, timeout):
             if len(f) < 49 or f[4] != "0":
                 raise RuntimeError(f"{name}: fio job failed: {m.group(0)[:200]}")
             job = f[2]
-            if job.startswith("seq-read") or job.startswith("rand-read"):
+            if job in LATENCY_JOBS:
+                # Read completion latency, mean (terse v3 field 16, microseconds).
+                results[job] = (float(f[15]), None)
+            elif job.startswith("seq-read") or job.startswith("rand-read"):
                 results[job] = (float(f[6]), float(f[7]))
             else:
                 results[job] = (float(f[47]), float(f[48]))
@@ -162,8 +172,10 @@ def one_boot(name, make_cmd, cmdline, disk_mib, timeout):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def figure(job, kib_s, iops):
-    return kib_s / 1024 if job.startswith("seq-") else iops
+def figure(job, first, iops):
+    if job in LATENCY_JOBS:
+        return first
+    return first / 1024 if job.startswith("seq-") else iops
 
 
 CONTENDERS = {"bulkhead": bulkhead_cmd, "QEMU": qemu_cmd}
@@ -279,13 +291,15 @@ def main():
     print(f"virtio-blk inside the KVM test host: fio in the guest on /dev/vda, direct I/O, libaio, "
           f"{args.runtime} s per job after {args.ramp} s ramp; {args.disk_mib} MiB raw image on the test "
           f"host's tmpfs; median of {args.runs} (emulated time: compare side by side only; "
-          f"ratio = bulkhead / QEMU, >= 1.0 means bulkhead is at least as fast):\n")
+          f"ratio = bulkhead / QEMU for throughput, QEMU / bulkhead for latency: >= 1.0 means bulkhead is at least "
+          f"as fast):\n")
     print("| workload | unit | bulkhead | QEMU -M microvm | ratio |")
     print("|---|---|---|---|---|")
     for job, _, unit in WORKLOADS:
         b = statistics.median(results["bulkhead"][job])
         q = statistics.median(results["QEMU"][job])
-        print(f"| {LABELS[job]} | {unit} | {b:.0f} | {q:.0f} | {b / q:.2f} |")
+        ratio = q / b if job in LATENCY_JOBS else b / q
+        print(f"| {LABELS[job]} | {unit} | {b:.0f} | {q:.0f} | {ratio:.2f} |")
     print()
     for name in CONTENDERS:
         runs = "; ".join(f"{job} " + " ".join(f"{v:.0f}" for v in results[name][job]) for job, _, _ in WORKLOADS)

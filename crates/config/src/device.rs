@@ -43,7 +43,7 @@ const KINDS: &[(&str, Kind)] = &[
     ("vsock", Kind::Vsock),
 ];
 
-const BLOCK_KEYS: &[&str] = &["kind", "path", "read_only", "id"];
+const BLOCK_KEYS: &[&str] = &["kind", "path", "read_only", "id", "batch_us"];
 const RNG_KEYS: &[&str] = &["kind", "max_bytes_per_request"];
 const CONSOLE_KEYS: &[&str] = &["kind"];
 const NET_KEYS: &[&str] = &["kind", "mac", "tap", "link"];
@@ -354,6 +354,9 @@ fn read_block(
         )),
         other => Ok(other.map(|id| id.value)),
     });
+    let batch_us = fields
+        .integer(report, "batch_us", rules::BATCH_US_RANGE)
+        .map(|b| b.map(|b| b.value));
     let path = read_path(report, fields, "path", owner.base);
     let path = fields.required(report, "path", path)?;
     // With an unusable `read_only`, the image is still checked, but only for reading.
@@ -373,6 +376,7 @@ fn read_block(
     Ok(DeviceKind::Block(BlockPlan {
         path: path.value,
         read_only,
+        batch_us: batch_us?,
         id,
     }))
 }

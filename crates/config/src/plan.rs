@@ -104,6 +104,10 @@ pub struct BlockPlan {
     /// The serial returned to `VIRTIO_BLK_T_GET_ID`; valid by
     /// [`crate::rules::is_valid_block_id`]. Defaults to `<partition>-vd<letter>`.
     pub id: String,
+    /// Longest time, in µs, a request notification may be held so that more requests join
+    /// its batch (in [`crate::rules::BATCH_US_RANGE`]); `None`: the partition's default
+    /// (0 for high criticality, [`crate::rules::DEFAULT_BATCH_US`] otherwise).
+    pub batch_us: Option<u32>,
 }
 
 /// A virtio-rng device.

@@ -46,6 +46,12 @@ pub const DEFAULT_RNG_MAX_BYTES_PER_REQUEST: u32 = 4096;
 /// Accepted `max_bytes_per_request` values of an `rng` device (up to 1 MiB).
 pub const RNG_MAX_BYTES_PER_REQUEST_RANGE: std::ops::RangeInclusive<u32> = 1..=1 << 20;
 
+/// `batch_us` of a `block` device of a low-criticality partition that does not set it.
+pub const DEFAULT_BATCH_US: u32 = 100;
+
+/// Accepted `batch_us` values of a `block` device: up to 10 ms.
+pub const BATCH_US_RANGE: std::ops::RangeInclusive<u32> = 0..=10_000;
+
 /// Longest host TAP device name: `IFNAMSIZ` (16) minus the terminating NUL
 /// (`include/uapi/linux/if.h`).
 pub const TAP_NAME_MAX_LEN: usize = 15;

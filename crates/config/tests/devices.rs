@@ -135,6 +135,37 @@ fn block_device_keeps_a_given_serial_and_read_only() {
 }
 
 #[test]
+fn block_device_batch_window_is_left_to_the_partition_unless_given() {
+    let fixture = Fixture::new();
+
+    let default = fixture.accept(&linux_with(BLOCK));
+    let given = fixture.accept(&linux_with(&format!("{BLOCK}batch_us = 0\n")));
+
+    let (DeviceKind::Block(default), DeviceKind::Block(given)) =
+        (linux_device(&default, 0), linux_device(&given, 0))
+    else {
+        panic!("not block devices");
+    };
+    assert_eq!((default.batch_us, given.batch_us), (None, Some(0)));
+}
+
+#[test]
+fn block_batch_window_above_ten_milliseconds_is_refused() {
+    let fixture = Fixture::new();
+    let text = linux_with(&format!("{BLOCK}batch_us = 10001\n"));
+
+    let problem = fixture.only_problem(&text);
+
+    assert_eq!(
+        (pinned(&problem).1, problem.message.as_str()),
+        (
+            "partition[1] (\"linux\").device[0].batch_us",
+            "10001 is out of range; accepted values are 0 to 10000"
+        )
+    );
+}
+
+#[test]
 fn rng_device_gives_4096_bytes_per_request_by_default() {
     let fixture = Fixture::new();
 

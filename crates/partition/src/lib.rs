@@ -12,6 +12,7 @@
 
 #![deny(unsafe_code)]
 
+mod batch;
 mod console;
 mod exits;
 mod link;

@@ -7,12 +7,14 @@
 //! so a guest's kick never runs device code on a vCPU thread. Interrupts leave through irqfds.
 //! The device thread also waits, edge-triggered, on each device's host-side input (a network
 //! backend's TAP or link socket, [`MmioTransport::backend_fd`]), and comes back without waiting
-//! to any queue or backend that stopped at its work cap.
+//! to any queue or backend that stopped at its work cap. Block queues' notifications may be
+//! held for a moment so that requests batch up (`batch.rs`); a timerfd ends the holds.
 
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use bulkhead_config::{DeviceKind, DevicePlan, NetBackend, PartitionPlan};
+use bulkhead_config::{rules, Criticality, DeviceKind, DevicePlan, NetBackend, PartitionPlan};
 use bulkhead_virtio::vsock::Vsock;
 use bulkhead_virtio::{block::Block, console::Console as VirtioConsole, net::Net, rng::Rng};
 use bulkhead_virtio::{Interrupt, MmioTransport, VirtioDevice, QUEUE_NOTIFY_OFFSET};
@@ -20,6 +22,9 @@ use bulkhead_vmm::x86_64::layout::{VIRTIO_FIRST_GSI, VIRTIO_MMIO_BASE, VIRTIO_MM
 use bulkhead_vmm::Vm;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::EventFd;
+use vmm_sys_util::timerfd::TimerFd;
+
+use crate::batch::{Action, Batcher};
 
 use crate::console::Console;
 use crate::link::Link;
@@ -57,6 +62,8 @@ struct Slot {
     transport: Arc<Mutex<MmioTransport>>,
     /// One eventfd per queue; KVM signals it on a QueueNotify write of that queue's index.
     notifiers: Vec<EventFd>,
+    /// Longest hold of a queue notification (zero: none; see `batch.rs`).
+    batch: Duration,
 }
 
 /// The partition's VirtIO devices.
@@ -97,6 +104,7 @@ impl VirtioDevices {
                 interrupt,
                 transport: Arc::new(Mutex::new(transport)),
                 notifiers,
+                batch: batch_window(plan, device_plan),
             });
         }
         Ok(VirtioDevices { slots })
@@ -199,6 +207,7 @@ impl VirtioDevices {
                 routes.push(Route {
                     transport: Arc::clone(&slot.transport),
                     source: Source::Queue(queue, evt),
+                    batcher: Batcher::new(slot.batch),
                 });
             }
             let backend = slot
@@ -220,12 +229,16 @@ impl VirtioDevices {
                 routes.push(Route {
                     transport: Arc::clone(&slot.transport),
                     source: Source::Backend,
+                    batcher: Batcher::new(Duration::ZERO),
                 });
             }
         }
+        let timer = TimerFd::new()
+            .map_err(|e| PartitionError::EventFd(std::io::Error::from_raw_os_error(e.errno())))?;
+        add_to_epoll(&epoll, timer.as_raw_fd(), EventSet::IN, TIMER_TOKEN)?;
         std::thread::Builder::new()
             .name(format!("{name}-devices"))
-            .spawn(move || serve(epoll, routes))
+            .spawn(move || serve(epoll, timer, routes))
             .map(drop)
             .map_err(PartitionError::Thread)
     }
@@ -257,24 +270,35 @@ enum Source {
 struct Route {
     transport: Arc<Mutex<MmioTransport>>,
     source: Source,
+    /// When this queue's notifications are served (never held for a backend).
+    batcher: Batcher,
 }
+
+/// The epoll token of the timer that ends notification holds (routes use 0..).
+const TIMER_TOKEN: usize = usize::MAX;
 
 impl Route {
     /// Serves this source once; returns whether its work cap left work for another round.
-    fn serve(&self) -> bool {
+    /// `held`: this ends a hold of the queue's notification.
+    fn serve(&mut self, held: bool) -> bool {
         let mut transport = self.transport.lock().unwrap_or_else(|e| e.into_inner());
         match &self.source {
-            Source::Queue(queue, _) => transport.queue_notified(*queue),
+            Source::Queue(queue, _) => {
+                let again = transport.queue_notified(*queue);
+                let batch = transport.queue_batch(*queue).unwrap_or(0);
+                self.batcher.served(batch, held);
+                again
+            }
             Source::Backend => transport.backend_ready(),
         }
     }
 }
 
-/// The device thread's loop: wait for queue notifications and backend input, serve each;
-/// sources stopped at their work cap are served again after a look (without waiting) at the
-/// others, so no queue can hold the thread.
-fn serve(epoll: Epoll, routes: Vec<Route>) {
-    let mut events = vec![EpollEvent::default(); routes.len().max(1)];
+/// The device thread's loop: wait for queue notifications, backend input and the end of
+/// holds, serve each; sources stopped at their work cap are served again after a look
+/// (without waiting) at the others, so no queue can hold the thread.
+fn serve(epoll: Epoll, mut timer: TimerFd, mut routes: Vec<Route>) {
+    let mut events = vec![EpollEvent::default(); routes.len() + 1];
     let mut again: Vec<usize> = Vec::new();
     loop {
         let timeout = if again.is_empty() { -1 } else { 0 };
@@ -283,25 +307,59 @@ fn serve(epoll: Epoll, routes: Vec<Route>) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => return,
         };
-        let mut todo = std::mem::take(&mut again);
+        let now = Instant::now();
+        let mut todo: Vec<(usize, bool)> = again.drain(..).map(|t| (t, false)).collect();
         for event in events.iter().take(n) {
             let token = event.data() as usize;
-            let Some(route) = routes.get(token) else {
+            if token == TIMER_TOKEN {
+                let _ = timer.wait();
+                continue;
+            }
+            let Some(route) = routes.get_mut(token) else {
                 continue;
             };
             if let Source::Queue(_, evt) = &route.source {
                 let _ = evt.read();
+                if route.batcher.notified(now) == Action::Hold {
+                    continue;
+                }
             }
-            if !todo.contains(&token) {
-                todo.push(token);
+            if !todo.iter().any(|(t, _)| *t == token) {
+                todo.push((token, false));
             }
         }
-        for token in todo {
-            if routes.get(token).is_some_and(Route::serve) {
+        for (token, route) in routes.iter().enumerate() {
+            if route.batcher.due().is_some_and(|due| due <= now) {
+                todo.retain(|(t, _)| *t != token);
+                todo.push((token, true));
+            }
+        }
+        for (token, held) in todo {
+            if routes.get_mut(token).is_some_and(|r| r.serve(held)) {
                 again.push(token);
             }
         }
+        // The timer ends the earliest hold still running (a zero duration disarms it).
+        let next = routes.iter().filter_map(|r| r.batcher.due()).min();
+        let wait = next.map_or(Duration::ZERO, |due| {
+            due.saturating_duration_since(Instant::now())
+                .max(Duration::from_micros(1))
+        });
+        let _ = timer.reset(wait, None);
     }
+}
+
+/// The longest hold of `device`'s queue notifications: block devices only, `batch_us` or
+/// the partition's default (none for high criticality).
+fn batch_window(partition: &PartitionPlan, device: &DevicePlan) -> Duration {
+    let DeviceKind::Block(block) = &device.kind else {
+        return Duration::ZERO;
+    };
+    let default = match partition.criticality {
+        Criticality::High => 0,
+        _ => rules::DEFAULT_BATCH_US,
+    };
+    Duration::from_micros(u64::from(block.batch_us.unwrap_or(default)))
 }
 
 fn create_device(

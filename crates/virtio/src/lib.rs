@@ -141,6 +141,13 @@ pub trait VirtioDevice: Send {
         let _ = index;
         false
     }
+    /// Chains the last `process_queue(index)` returned to the driver, for a caller that
+    /// batches notifications (it holds a notification back while that makes batches larger);
+    /// `None` (the default) when the device does not count them, which disables batching.
+    fn queue_batch(&self, index: usize) -> Option<u32> {
+        let _ = index;
+        None
+    }
     /// A descriptor that becomes readable when host-side input waits for the device (a network
     /// backend's socket), or `None` (the default). The same for the device's lifetime; the
     /// device thread waits on it edge-triggered and then calls

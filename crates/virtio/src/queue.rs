@@ -33,6 +33,8 @@ pub(crate) struct DeviceQueue {
     queue: Queue,
     indirect_allowed: bool,
     pending: bool,
+    /// Chains used by the last [`DeviceQueue::serve`].
+    last_served: u32,
 }
 
 impl DeviceQueue {
@@ -43,7 +45,13 @@ impl DeviceQueue {
             queue,
             indirect_allowed: acked_features & FEATURE_INDIRECT_DESC != 0,
             pending: false,
+            last_served: 0,
         }
+    }
+
+    /// Chains the last [`DeviceQueue::serve`] returned to the driver.
+    pub fn last_served(&self) -> u32 {
+        self.last_served
     }
 
     /// Whether the last [`DeviceQueue::serve`] stopped at its cap with chains left.
@@ -59,6 +67,7 @@ impl DeviceQueue {
         F: FnMut(&Chain) -> Result<Served, DeviceError>,
     {
         self.pending = false;
+        self.last_served = 0;
         if !self.queue.ready() {
             return Ok(false);
         }
@@ -87,6 +96,7 @@ impl DeviceQueue {
                             .add_used(mem, chain.head, len)
                             .map_err(DeviceError::QueueAccess)?;
                         used_any = true;
+                        self.last_served += 1;
                         budget -= 1;
                     }
                     Served::Deferred => {

@@ -285,6 +285,13 @@ impl VirtioDevice for Block {
         }
     }
 
+    fn queue_batch(&self, index: usize) -> Option<u32> {
+        match &self.state {
+            State::Active { queue, .. } if index == 0 => Some(queue.last_served()),
+            _ => None,
+        }
+    }
+
     fn reset(&mut self) {
         self.state = State::Inactive;
     }

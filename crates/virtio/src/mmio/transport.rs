@@ -333,6 +333,12 @@ impl MmioTransport {
         self.device.queue_pending(queue)
     }
 
+    /// Chains the last [`MmioTransport::queue_notified`] of `queue` returned to the driver, if
+    /// the device counts them ([`VirtioDevice::queue_batch`]).
+    pub fn queue_batch(&self, queue: usize) -> Option<u32> {
+        self.device.queue_batch(queue)
+    }
+
     /// The device's host-side input descriptor ([`VirtioDevice::backend_fd`]), for the device
     /// thread to wait on, edge-triggered.
     pub fn backend_fd(&self) -> Option<RawFd> {
