@@ -17,6 +17,8 @@ use bulkhead_config::{HostFacts, SystemPlan};
 const USAGE: &str = "usage:
   bulkhead check FILE     validate a system description; nothing runs
   bulkhead run FILE       run the system it describes
+  bulkhead events FILE    show the event log of the system it describes (health-monitor
+                          events, restarts, stops; newest last)
 (internal) bulkhead partition FILE NAME   run one partition's monitor";
 
 /// Exit code for a refused description or bad usage.
@@ -40,6 +42,10 @@ fn main() -> ExitCode {
         },
         ["run", file] => match validate(Path::new(file)) {
             Ok(plan) => ExitCode::from(supervisor::run(&plan, Path::new(file))),
+            Err(code) => code,
+        },
+        ["events", file] => match validate(Path::new(file)) {
+            Ok(plan) => show_events(&plan.name),
             Err(code) => code,
         },
         ["partition", file, name] => run_partition(Path::new(file), name),
@@ -98,4 +104,26 @@ fn run_partition(file: &Path, name: &str) -> ExitCode {
 /// The path of this executable, to re-execute for partitions.
 fn self_exe() -> PathBuf {
     std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
+}
+
+/// `bulkhead events`: prints the system's event log.
+fn show_events(system: &str) -> ExitCode {
+    let path = bulkhead_partition::events::default_path(system);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "system \"{system}\" has no event log yet ({} does not exist: it has not run)",
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot read the event log {}: {e}", path.display());
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bulkhead_config::{OnReset, PartitionPlan, SystemPlan};
+use bulkhead_config::{HealthAction, OnReset, PartitionPlan, SystemPlan};
+use bulkhead_partition::events::{self, EventLog, EVENT_LOG_ENV};
 
 /// How often the main thread looks at the partition processes.
 const POLL: Duration = Duration::from_millis(10);
@@ -85,6 +86,9 @@ enum Ended {
     PoweredOffWithCode,
     Reset,
     GuestFault,
+    Watchdog,
+    Panic,
+    DeadlineMisses,
     MonitorError(i32),
     Signal(i32),
 }
@@ -96,6 +100,9 @@ impl Ended {
             (Some(3), _) => Ended::Reset,
             (Some(4), _) => Ended::GuestFault,
             (Some(5), _) => Ended::PoweredOffWithCode,
+            (Some(6), _) => Ended::Watchdog,
+            (Some(7), _) => Ended::Panic,
+            (Some(8), _) => Ended::DeadlineMisses,
             (Some(code), _) => Ended::MonitorError(code),
             (None, Some(sig)) => Ended::Signal(sig),
             (None, None) => Ended::MonitorError(-1),
@@ -108,12 +115,54 @@ impl Ended {
             Ended::PoweredOffWithCode => "powered off with a non-zero code".into(),
             Ended::Reset => "guest reset".into(),
             Ended::GuestFault => "guest fault (triple fault or KVM internal error)".into(),
+            Ended::Watchdog => "watchdog expired".into(),
+            Ended::Panic => "guest panic".into(),
+            Ended::DeadlineMisses => "deadline-miss threshold reached".into(),
             Ended::MonitorError(code) => format!("monitor error (exit code {code})"),
             Ended::Signal(sig) => format!(
                 "partition process crashed: killed by signal {sig} ({})",
                 signal_name(*sig)
             ),
         }
+    }
+}
+
+/// What the supervisor does once a partition process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// Leave it stopped (powered off, or halted).
+    Stop,
+    /// Start it again (if restarts are left).
+    Restart,
+    /// Stop every partition.
+    StopSystem,
+}
+
+/// The event name and the decision for `ended`, from the partition's plan.
+fn decide(plan: &PartitionPlan, ended: &Ended) -> (&'static str, Decision) {
+    let health = &plan.health;
+    let by_action = |action: HealthAction| match action {
+        HealthAction::Restart => Decision::Restart,
+        HealthAction::StopSystem => Decision::StopSystem,
+        // The partition already stopped: `ignore` and `log` (only accepted for errors that
+        // leave it running, which never end the process) mean halt here.
+        HealthAction::Halt | HealthAction::Ignore | HealthAction::Log => Decision::Stop,
+    };
+    match ended {
+        Ended::PoweredOff | Ended::PoweredOffWithCode => ("poweroff", Decision::Stop),
+        Ended::Reset => (
+            "reset",
+            if plan.on_reset == OnReset::Restart {
+                Decision::Restart
+            } else {
+                Decision::Stop
+            },
+        ),
+        Ended::GuestFault => ("guest_fault", by_action(health.on_guest_fault)),
+        Ended::Watchdog => ("watchdog", by_action(health.on_watchdog)),
+        Ended::Panic => ("panic", by_action(health.on_panic)),
+        Ended::DeadlineMisses => ("deadline_miss", by_action(health.on_deadline_miss)),
+        Ended::MonitorError(_) | Ended::Signal(_) => ("crash", by_action(health.on_crash)),
     }
 }
 
@@ -160,6 +209,25 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
         })
         .ok();
     let run_dir = run_dir.as_ref().map(|d| d.0.as_path());
+    let event_log_path = Some(events::default_path(&plan.name));
+    let event_log = event_log_path.as_deref().and_then(|path| {
+        EventLog::open(path)
+            .map_err(|e| {
+                eprintln!(
+                    "[bulkhead] warning: cannot open the event log {}: {e}",
+                    path.display()
+                );
+            })
+            .ok()
+    });
+    if let Some(log) = &event_log {
+        log.record(
+            "-",
+            "system_start",
+            "none",
+            &format!("partitions={}", plan.partitions.len()),
+        );
+    }
     eprintln!(
         "[bulkhead] system \"{}\": starting {} partition(s)",
         plan.name,
@@ -177,10 +245,12 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
         })
         .collect();
     for part in &mut parts {
-        start(part, description, run_dir, &out);
+        start(part, description, run_dir, &out, event_log_path.as_deref());
     }
 
     let mut interrupted = false;
+    let mut stopping_system = false;
+    let mut stop_all = false;
     while parts.iter().any(|p| p.child.is_some()) {
         if stop.load(Ordering::Relaxed) && !interrupted {
             interrupted = true;
@@ -216,18 +286,51 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
                 part.plan.name,
                 ended.describe()
             );
-            let restart = ended == Ended::Reset
-                && part.plan.on_reset == OnReset::Restart
-                && part.restarts < part.plan.max_restarts
-                && !interrupted;
-            part.last = Some(ended);
-            if restart {
-                part.restarts += 1;
-                eprintln!(
-                    "[bulkhead] {}: restarting (restart {} of at most {})",
-                    part.plan.name, part.restarts, part.plan.max_restarts
-                );
-                start(part, description, run_dir, &out);
+            let (event, decision) = decide(&part.plan, &ended);
+            let name = part.plan.name.clone();
+            part.last = Some(ended.clone());
+            let action = match decision {
+                _ if interrupted => "none (stopping)",
+                Decision::Stop if event == "poweroff" => "none",
+                Decision::Stop => "halt",
+                Decision::Restart if part.restarts >= part.plan.max_restarts => {
+                    eprintln!(
+                        "[bulkhead] {name}: halted: {} restart(s) already, at most {}",
+                        part.restarts, part.plan.max_restarts
+                    );
+                    "halt (restart limit reached)"
+                }
+                Decision::Restart => "restart",
+                Decision::StopSystem => "stop_system",
+            };
+            if let Some(log) = &event_log {
+                log.record(&name, event, action, &ended.describe().replace(' ', "_"));
+            }
+            match action {
+                "restart" => {
+                    part.restarts += 1;
+                    eprintln!(
+                        "[bulkhead] {name}: restarting (restart {} of at most {})",
+                        part.restarts, part.plan.max_restarts
+                    );
+                    start(part, description, run_dir, &out, event_log_path.as_deref());
+                }
+                "stop_system" if !stopping_system => {
+                    stopping_system = true;
+                    eprintln!(
+                        "[bulkhead] {name}: health action stop_system: stopping every partition"
+                    );
+                    stop_all = true;
+                }
+                _ => {}
+            }
+        }
+        if stop_all {
+            stop_all = false;
+            for part in &mut parts {
+                if let Some(child) = part.child.as_mut() {
+                    let _ = child.kill();
+                }
             }
         }
         std::thread::sleep(POLL);
@@ -243,18 +346,36 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
             ""
         }
     );
-    match (interrupted, clean) {
-        (true, _) => 130,
-        (false, true) => 0,
-        (false, false) => 1,
+    if let Some(log) = &event_log {
+        log.record(
+            "-",
+            "system_stop",
+            "none",
+            if clean { "clean" } else { "not_clean" },
+        );
+    }
+    match (interrupted, stopping_system, clean) {
+        (true, _, _) => 130,
+        (false, true, _) => 1,
+        (false, false, true) => 0,
+        (false, false, false) => 1,
     }
 }
 
-fn start(part: &mut Running, description: &Path, run_dir: Option<&Path>, out: &Out) {
+fn start(
+    part: &mut Running,
+    description: &Path,
+    run_dir: Option<&Path>,
+    out: &Out,
+    event_log: Option<&Path>,
+) {
     let name = part.plan.name.clone();
     let mut command = Command::new(crate::self_exe());
     if let Some(dir) = run_dir {
         command.env(RUN_DIR_ENV, dir);
+    }
+    if let Some(path) = event_log {
+        command.env(EVENT_LOG_ENV, path);
     }
     let spawned = command
         .arg("partition")

@@ -97,9 +97,15 @@ pub struct RunningSystem {
 impl RunningSystem {
     /// Starts `bulkhead run description`.
     pub fn start(description: &Path) -> RunningSystem {
+        Self::start_with_env(description, &[])
+    }
+
+    /// Starts `bulkhead run description` with extra environment variables.
+    pub fn start_with_env(description: &Path, env: &[(&str, &Path)]) -> RunningSystem {
         let mut child = Command::new(bulkhead())
             .arg("run")
             .arg(description)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

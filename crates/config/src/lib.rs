@@ -26,6 +26,7 @@
 
 mod device;
 mod files;
+mod health;
 mod host;
 mod partition;
 pub mod plan;
@@ -38,8 +39,8 @@ use std::path::Path;
 
 pub use host::HostFacts;
 pub use plan::{
-    BlockPlan, Criticality, DeviceKind, DevicePlan, KernelFormat, NetBackend, NetPlan, OnReset,
-    PartitionPlan, RngPlan, SystemPlan, VsockPlan, VsockPort,
+    BlockPlan, Criticality, DeviceKind, DevicePlan, HealthAction, HealthPlan, KernelFormat,
+    NetBackend, NetPlan, OnReset, PartitionPlan, RngPlan, SystemPlan, VsockPlan, VsockPort,
 };
 pub use problem::{Problem, Refusal};
 

@@ -9,6 +9,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::device::{self, Devices, Owner};
 use crate::files;
+use crate::health;
 use crate::host::HostFacts;
 use crate::plan::{Criticality, OnReset, PartitionPlan};
 use crate::problem::{Report, Reported};
@@ -29,6 +30,7 @@ pub(crate) const KEYS: &[&str] = &[
     "console_log",
     "on_reset",
     "max_restarts",
+    "health",
     "device",
 ];
 
@@ -102,6 +104,7 @@ pub(crate) fn read(
             .map_err(|r| *r),
     };
     let devices = device::read_all(report, &fields, &owner);
+    let health = health::read(report, &fields);
 
     let plan = (|| {
         let (kernel, kernel_format) = kernel?;
@@ -122,6 +125,7 @@ pub(crate) fn read(
             console_log: console_log?,
             on_reset: on_reset?.unwrap_or(OnReset::Restart),
             max_restarts: max_restarts?,
+            health: health?,
             devices: devices.plans()?,
         })
     })();

@@ -51,8 +51,12 @@ pub struct PartitionPlan {
     /// validated.
     pub console_log: Option<PathBuf>,
     pub on_reset: OnReset,
-    /// Bound on automatic restarts (default [`crate::rules::DEFAULT_MAX_RESTARTS`]).
+    /// Bound on automatic restarts (default [`crate::rules::DEFAULT_MAX_RESTARTS`]), after a
+    /// guest reset and after any health-monitor `restart` action; once spent, the partition
+    /// halts.
     pub max_restarts: u32,
+    /// The health monitor's settings (`[partition.health]`).
+    pub health: HealthPlan,
     /// The `[[partition.device]]` tables, in file order: `devices[i].index == i`; at most
     /// [`crate::rules::MAX_DEVICES`]; at most one `rng`, one `console` and one `vsock`.
     /// Empty when the partition declares none.
@@ -195,6 +199,74 @@ pub enum KernelFormat {
     BzImage,
     /// 64-bit x86_64 ELF executable.
     Elf64,
+}
+
+/// The health monitor of one partition: its watchdog, deadline-miss threshold and the action
+/// for each error class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HealthPlan {
+    /// The guest must kick its watchdog (the ABI call, or the emulated ib700 device) at least
+    /// this often once it kicked it first; `None`: no watchdog.
+    pub watchdog_ms: Option<u32>,
+    /// Deadline misses the guest reports before `on_deadline_miss` applies (default 1).
+    pub deadline_miss_threshold: u32,
+    /// A triple fault or KVM internal error (the partition has stopped). Default halt.
+    pub on_guest_fault: HealthAction,
+    /// The partition process died (a signal, a monitor error). Default halt.
+    pub on_crash: HealthAction,
+    /// The guest reported a panic (pvpanic, or the ABI call). Default halt.
+    pub on_panic: HealthAction,
+    /// The watchdog expired. Default restart.
+    pub on_watchdog: HealthAction,
+    /// The deadline-miss threshold was reached. Default ignore (recorded in the event log
+    /// only: `rt-stats` already shows misses, and a loaded host makes them routine).
+    pub on_deadline_miss: HealthAction,
+}
+
+impl Default for HealthPlan {
+    fn default() -> Self {
+        HealthPlan {
+            watchdog_ms: None,
+            deadline_miss_threshold: 1,
+            on_guest_fault: HealthAction::Halt,
+            on_crash: HealthAction::Halt,
+            on_panic: HealthAction::Halt,
+            on_watchdog: HealthAction::Restart,
+            on_deadline_miss: HealthAction::Ignore,
+        }
+    }
+}
+
+/// What the health monitor does about an error. Every error is recorded in the system's
+/// event log whatever the action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthAction {
+    /// Nothing more than the event-log line (only for errors that leave the partition
+    /// running).
+    Ignore,
+    /// Report it on the monitor's output too (only for errors that leave it running).
+    Log,
+    /// Cold restart: a new partition process, memory cleared, the image loaded again; up to
+    /// `max_restarts` times, then halt.
+    Restart,
+    /// Stop the partition; the others go on.
+    Halt,
+    /// Stop every partition; `bulkhead run` exits with status 1.
+    StopSystem,
+}
+
+impl HealthAction {
+    /// The spelling used in the description.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthAction::Ignore => "ignore",
+            HealthAction::Log => "log",
+            HealthAction::Restart => "restart",
+            HealthAction::Halt => "halt",
+            HealthAction::StopSystem => "stop_system",
+        }
+    }
 }
 
 /// What the supervisor does when the guest resets itself.

@@ -46,6 +46,12 @@ pub const DEFAULT_RNG_MAX_BYTES_PER_REQUEST: u32 = 4096;
 /// Accepted `max_bytes_per_request` values of an `rng` device (up to 1 MiB).
 pub const RNG_MAX_BYTES_PER_REQUEST_RANGE: std::ops::RangeInclusive<u32> = 1..=1 << 20;
 
+/// Accepted `watchdog_ms` values: 10 ms to one hour.
+pub const WATCHDOG_MS_RANGE: std::ops::RangeInclusive<u32> = 10..=3_600_000;
+
+/// Accepted `deadline_miss_threshold` values.
+pub const DEADLINE_MISS_THRESHOLD_RANGE: std::ops::RangeInclusive<u32> = 1..=u32::MAX;
+
 /// `batch_us` of a `block` device of a low-criticality partition that does not set it.
 pub const DEFAULT_BATCH_US: u32 = 100;
 

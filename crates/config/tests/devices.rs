@@ -428,7 +428,7 @@ fn key_of_another_kind_is_an_unknown_key_for_this_kind() {
         (
             26,
             "partition[1] (\"linux\").device[0].mac",
-            "unknown key for a block device; accepted keys are kind, path, read_only, id"
+            "unknown key for a block device; accepted keys are kind, path, read_only, id, batch_us"
         )
     );
 }

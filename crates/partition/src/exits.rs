@@ -15,6 +15,7 @@ use bulkhead_devices::RateLimitedLog;
 use bulkhead_vmm::GuestMemory;
 
 use crate::console::Console;
+use crate::health::{Health, HealthStop};
 use crate::virtio::VirtioDevices;
 
 /// Ports guests probe that no partition has, and that are not worth a log line: the POST/delay
@@ -40,6 +41,7 @@ pub struct Devices {
     pub unhandled_log: RateLimitedLog,
     /// Debugging aid (`BULKHEAD_TRACE_IO=1`): print every port write except COM1's.
     pub trace_io: bool,
+    pub health: std::sync::Arc<Health>,
 }
 
 /// What the vCPU loop does next.
@@ -51,6 +53,8 @@ pub enum Next {
     PowerOff(u64),
     /// The guest asked for a reset.
     Reset,
+    /// The health monitor stops the partition.
+    Health(HealthStop),
 }
 
 impl From<PowerEvent> for Next {
@@ -122,6 +126,14 @@ impl Devices {
                 ) {
                     PvOutcome::Resume => Next::Continue,
                     PvOutcome::PowerOff(code) => Next::PowerOff(code),
+                    PvOutcome::DeadlinesMissed(n) => self
+                        .health
+                        .deadlines_missed(n)
+                        .map_or(Next::Continue, Next::Health),
+                    PvOutcome::Panic(code) => self
+                        .health
+                        .panicked(code)
+                        .map_or(Next::Continue, Next::Health),
                 }
             }
             p if is_quietly_absent(p) => Next::Continue,
@@ -174,5 +186,9 @@ impl PvPlatform for PlatformImpl<'_> {
 
     fn console_write(&self, bytes: &[u8]) {
         self.devices.console.write_guest(bytes);
+    }
+
+    fn watchdog_kick(&self) -> u64 {
+        self.devices.health.kick()
     }
 }

@@ -14,7 +14,9 @@
 
 mod batch;
 mod console;
+pub mod events;
 mod exits;
+mod health;
 mod link;
 mod placement;
 mod run;

@@ -16,7 +16,9 @@ use bulkhead_vmm::{create_guest_memory, load_guest, GuestImage, Vcpu, VcpuExit, 
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::console::Console;
+use crate::events::EventLog;
 use crate::exits::{Devices, Next, VcpuCtx};
+use crate::health::{Health, HealthStop};
 use crate::placement::{die_with_parent, place_current_thread};
 use crate::virtio::{self, VirtioDevices};
 
@@ -31,6 +33,8 @@ pub enum StopReason {
     Reset,
     /// The guest faulted: triple fault, KVM internal error, failed entry.
     GuestFault(String),
+    /// The health monitor stopped the partition (watchdog, panic, deadline misses).
+    Health(HealthStop),
 }
 
 impl StopReason {
@@ -41,6 +45,7 @@ impl StopReason {
             StopReason::Reset => 3,
             StopReason::GuestFault(_) => 4,
             StopReason::PowerOffWithCode(_) => 5,
+            StopReason::Health(stop) => stop.exit_code(),
         }
     }
 }
@@ -52,6 +57,7 @@ impl std::fmt::Display for StopReason {
             StopReason::PowerOffWithCode(c) => write!(f, "guest powered off with code {c}"),
             StopReason::Reset => write!(f, "guest reset"),
             StopReason::GuestFault(what) => write!(f, "guest fault: {what}"),
+            StopReason::Health(stop) => write!(f, "health monitor: {stop}"),
         }
     }
 }
@@ -145,11 +151,23 @@ pub fn run_partition(
         virtio,
         unhandled_log: RateLimitedLog::new(10, Duration::from_secs(10)),
         trace_io: std::env::var_os("BULKHEAD_TRACE_IO").is_some_and(|v| v == "1"),
+        health: Arc::new(Health::new(
+            &plan.name,
+            plan.health.clone(),
+            EventLog::from_env(),
+        )),
     });
 
     devices.virtio.spawn_device_thread(&plan.name)?;
     let vm = Arc::new(vm);
     let (stop_tx, stop_rx) = mpsc::channel::<Result<StopReason, PartitionError>>();
+    let watchdog_stop = stop_tx.clone();
+    devices
+        .health
+        .spawn_watchdog(move |expired| {
+            let _ = watchdog_stop.send(Ok(StopReason::Health(expired)));
+        })
+        .map_err(PartitionError::Thread)?;
     let fifo = (plan.criticality == Criticality::High).then_some(plan.rt_priority);
     std::thread::scope(|scope| -> Result<StopReason, PartitionError> {
         for vcpu in vcpu_list {
@@ -257,6 +275,7 @@ fn run_vcpu(mut vcpu: Vcpu, vm: &Vm, devices: &Devices) -> Result<StopReason, Pa
             Next::PowerOff(0) => return Ok(StopReason::PowerOff),
             Next::PowerOff(code) => return Ok(StopReason::PowerOffWithCode(code)),
             Next::Reset => return Ok(StopReason::Reset),
+            Next::Health(stop) => return Ok(StopReason::Health(stop)),
         }
     }
 }

@@ -14,7 +14,7 @@
 /// ABI major version. Incompatible changes bump it.
 pub const ABI_MAJOR: u16 = 0;
 /// ABI minor version. Compatible additions bump it.
-pub const ABI_MINOR: u16 = 1;
+pub const ABI_MINOR: u16 = 2;
 /// The version as reported by [`Call::AbiVersion`]: `major << 16 | minor`.
 pub const ABI_VERSION: u32 = ((ABI_MAJOR as u32) << 16) | ABI_MINOR as u32;
 
@@ -85,6 +85,18 @@ pub enum Call {
     WaitNextPeriod = 4,
     /// `args[0]` = exit code. The partition powers off; the call does not return.
     PowerOff = 5,
+    /// Kicks the partition's watchdog (ABI 0.2). The first kick arms it; from then on the
+    /// next must come within the timeout or the health monitor acts (`docs/pv-abi.md`).
+    /// `values[0]` = the timeout in ms, 0 when the partition has no watchdog (the kick does
+    /// nothing).
+    WatchdogKick = 6,
+    /// Reports `args[0]` deadlines missed since the last report (1..=`u32::MAX`, else
+    /// [`Error::Invalid`]) to the health monitor (ABI 0.2). Returns when the monitor lets the
+    /// partition go on; does not return when the threshold's action stops it.
+    ReportDeadlineMiss = 7,
+    /// Reports a guest panic with code `args[0]` to the health monitor (ABI 0.2). Returns only
+    /// when the declared action lets the partition go on (`ignore`, `log`).
+    ReportPanic = 8,
 }
 
 impl Call {
@@ -97,6 +109,9 @@ impl Call {
             3 => Call::MonotonicTime,
             4 => Call::WaitNextPeriod,
             5 => Call::PowerOff,
+            6 => Call::WatchdogKick,
+            7 => Call::ReportDeadlineMiss,
+            8 => Call::ReportPanic,
             _ => return None,
         })
     }
@@ -141,10 +156,10 @@ mod tests {
 
     #[test]
     fn call_numbers_round_trip() {
-        for nr in 0..6 {
+        for nr in 0..9 {
             assert_eq!(Call::from_nr(nr).map(|c| c as u64), Some(nr));
         }
-        assert_eq!(Call::from_nr(6), None);
+        assert_eq!(Call::from_nr(9), None);
     }
 
     #[test]

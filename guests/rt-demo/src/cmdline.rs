@@ -1,6 +1,9 @@
 //! The guest command line: space-separated `key=value` words. Keys: `period_us` (default
 //! 1000, 1..=1_000_000), `duration_s` (default 0 = run forever), `selftest` (0 or 1, default
-//! 0). Unknown keys and words without `=` are ignored (a monitor or a boot loader may add its
+//! 0), and, to exercise the health monitor, `stall_after_s` (stop kicking the watchdog after
+//! that many seconds; default 0 = never), `panic_after_s` (report a panic after that many
+//! seconds; default 0 = never) and `miss_after_s` (report one missed deadline each second from
+//! then on; default 0 = never). Unknown keys and words without `=` are ignored (a monitor or a boot loader may add its
 //! own); a known key with a bad value is ignored (the option keeps its default, or the value
 //! an earlier word gave it) and reported.
 
@@ -18,6 +21,12 @@ pub struct Options {
     pub duration_s: u64,
     /// Exercise the ABI's error paths before the periodic loop.
     pub selftest: bool,
+    /// Seconds after which the watchdog is no longer kicked; 0: kicked for ever.
+    pub stall_after_s: u64,
+    /// Seconds after which a panic is reported; 0: never.
+    pub panic_after_s: u64,
+    /// Seconds after which one deadline miss is reported each second; 0: never.
+    pub miss_after_s: u64,
 }
 
 impl Default for Options {
@@ -26,6 +35,9 @@ impl Default for Options {
             period_us: DEFAULT_PERIOD_US,
             duration_s: 0,
             selftest: false,
+            stall_after_s: 0,
+            panic_after_s: 0,
+            miss_after_s: 0,
         }
     }
 }
@@ -54,6 +66,9 @@ pub fn parse(cmdline: &[u8]) -> Parsed<'_> {
         let ok = match key {
             b"period_us" => set(&mut options.period_us, value, 1, MAX_PERIOD_US),
             b"duration_s" => set(&mut options.duration_s, value, 0, u64::MAX),
+            b"stall_after_s" => set(&mut options.stall_after_s, value, 0, u64::MAX),
+            b"panic_after_s" => set(&mut options.panic_after_s, value, 0, u64::MAX),
+            b"miss_after_s" => set(&mut options.miss_after_s, value, 0, u64::MAX),
             b"selftest" => {
                 let mut flag = 0;
                 let ok = set(&mut flag, value, 0, 1);
@@ -101,6 +116,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn health_exercise_options_are_read() {
+        let parsed = parse(b"stall_after_s=2 panic_after_s=3 miss_after_s=4");
+
+        assert_eq!(
+            (
+                parsed.options.stall_after_s,
+                parsed.options.panic_after_s,
+                parsed.options.miss_after_s
+            ),
+            (2, 3, 4)
+        );
+    }
+
+    #[test]
     fn empty_command_line_gives_defaults() {
         let parsed = parse(b"");
 
@@ -122,7 +151,8 @@ mod tests {
             Options {
                 period_us: 250,
                 duration_s: 3,
-                selftest: true
+                selftest: true,
+                ..Options::default()
             }
         );
         assert_eq!(parsed.rejected, None);

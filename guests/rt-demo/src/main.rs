@@ -158,7 +158,8 @@ extern "C" fn task_main(start_info_addr: u64) -> ! {
         .u64(options.duration_s);
     console::println(&mut line);
 
-    periodic::run(&scale, options.period_us, options.duration_s);
+    let health = periodic::Health::from_options(&options, monitor());
+    periodic::run(&scale, options.period_us, options.duration_s, &health);
 
     let unexpected = interrupts::UNEXPECTED_INTERRUPTS.load(Ordering::Relaxed);
     if unexpected != 0 {
@@ -335,5 +336,9 @@ fn panic(info: &PanicInfo) -> ! {
         line.str(b": ").str(message.as_bytes());
     }
     console::println(&mut line);
+    if monitor() {
+        // The health monitor decides (halt by default); if it lets us go on, power off.
+        let _ = sdk::report_panic(EXIT_PANIC);
+    }
     shutdown(EXIT_PANIC)
 }

@@ -19,6 +19,7 @@
 
 use core::sync::atomic::Ordering;
 
+use bulkhead_guest_sdk as sdk;
 use bulkhead_guest_sdk::arch::x86::{
     self,
     lapic::{self, LocalApic, Mode},
@@ -76,7 +77,46 @@ impl Timer {
 
 /// Runs the task with period `period_us` until `duration_s` reports have been printed
 /// (0: forever). Needs a started [`Timer`].
-pub fn run(scale: &TscScale, period_us: u64, duration_s: u64) {
+/// What the loop does for the health monitor (`docs/pv-abi.md`: watchdog, reports).
+#[derive(Debug, Clone, Copy)]
+pub struct Health {
+    /// Kick the watchdog every this many periods (0: the partition has no watchdog).
+    kick_every: u64,
+    /// Stop kicking after this many reports (0: never).
+    stall_after: u64,
+    /// Report a panic after this many reports (0: never).
+    panic_after: u64,
+    /// Report one missed deadline per report from this report on (0: never).
+    miss_after: u64,
+    /// Report the missed releases of each window to the monitor.
+    report_misses: bool,
+}
+
+impl Health {
+    /// From the command line; `monitor`: a bulkhead monitor answers the ABI.
+    pub fn from_options(options: &rt_demo::cmdline::Options, monitor: bool) -> Health {
+        // The first kick arms the watchdog and tells its timeout: kick four times per timeout.
+        let timeout_ms = if monitor {
+            sdk::watchdog_kick().unwrap_or(0)
+        } else {
+            0
+        };
+        let kick_every = if timeout_ms == 0 {
+            0
+        } else {
+            (timeout_ms * 1000 / 4 / options.period_us.max(1)).max(1)
+        };
+        Health {
+            kick_every,
+            stall_after: options.stall_after_s,
+            panic_after: options.panic_after_s,
+            miss_after: options.miss_after_s,
+            report_misses: monitor,
+        }
+    }
+}
+
+pub fn run(scale: &TscScale, period_us: u64, duration_s: u64, health: &Health) {
     let period = scale.ns_to_ticks(period_us * 1000).max(1);
     let second = scale.ns_to_ticks(1_000_000_000);
     let mut window = Window::new();
@@ -86,17 +126,39 @@ pub fn run(scale: &TscScale, period_us: u64, duration_s: u64) {
     let start = x86::rdtsc();
     let mut deadline = start + period;
     let mut next_report = start + second;
+    let mut periods = 0u64;
     loop {
         let woke = syscall::wait_until(deadline);
+        periods += 1;
+        let kicking = health.stall_after == 0 || reports < health.stall_after;
+        if health.kick_every != 0 && kicking && periods % health.kick_every == 0 {
+            let _ = sdk::watchdog_kick();
+        }
         // A wake-up before the deadline (a host timer advanced too far) counts as on time.
         window.record(scale.ticks_to_ns(woke.saturating_sub(deadline)));
 
         if woke >= next_report {
             let mut line = Line::new();
-            stats::write_report(&mut line, period_us, &window.summary());
+            let summary = window.summary();
+            stats::write_report(&mut line, period_us, &summary);
             output.push(&line);
             window.reset();
             reports += 1;
+            let mut missed = if health.report_misses {
+                summary.missed
+            } else {
+                0
+            };
+            if health.miss_after != 0 && reports >= health.miss_after {
+                missed += 1;
+            }
+            if missed != 0 {
+                let _ = sdk::report_deadline_miss(missed.min(u64::from(u32::MAX)) as u32);
+            }
+            if health.panic_after != 0 && reports == health.panic_after {
+                output.flush();
+                let _ = sdk::report_panic(health.panic_after);
+            }
             if duration_s != 0 && reports >= duration_s {
                 output.flush();
                 return;

@@ -134,6 +134,24 @@ pub fn wait_next_period(period_ns: u64) -> Result<Release, CallError> {
     })
 }
 
+/// Kicks the partition's watchdog (ABI 0.2); returns its timeout in ms, 0 when the partition
+/// has none. The first kick arms it.
+pub fn watchdog_kick() -> Result<u64, CallError> {
+    Ok(call(Call::WatchdogKick, args1(0))?[0])
+}
+
+/// Tells the health monitor that `count` deadlines were missed since the last report (ABI
+/// 0.2). Returns when the monitor lets the partition go on.
+pub fn report_deadline_miss(count: u32) -> Result<(), CallError> {
+    call(Call::ReportDeadlineMiss, args1(u64::from(count))).map(drop)
+}
+
+/// Tells the health monitor the guest panicked with `code` (ABI 0.2). Returns only when the
+/// declared action lets the partition go on.
+pub fn report_panic(code: u64) -> Result<(), CallError> {
+    call(Call::ReportPanic, args1(code)).map(drop)
+}
+
 /// Powers the partition off with exit `code`. Without a monitor there is nobody to tell, so
 /// the vCPU halts with interrupts disabled.
 pub fn power_off(code: u64) -> ! {

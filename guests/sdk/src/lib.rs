@@ -32,8 +32,9 @@ mod mem;
 
 pub use block::{raw_call, CallBlock};
 pub use calls::{
-    abi_version, console_write, decode, monotonic_time, partition_id, power_off, wait_next_period,
-    CallError, PartitionInfo, Release, Time,
+    abi_version, console_write, decode, monotonic_time, partition_id, power_off,
+    report_deadline_miss, report_panic, wait_next_period, watchdog_kick, CallError, PartitionInfo,
+    Release, Time,
 };
 
 /// The ABI contract this SDK was built against, re-exported for guests.

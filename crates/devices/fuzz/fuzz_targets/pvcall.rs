@@ -29,6 +29,9 @@ impl PvPlatform for FakePlatform {
     fn console_write(&self, bytes: &[u8]) {
         assert!(bytes.len() as u64 <= bulkhead_pvabi::CONSOLE_WRITE_MAX);
     }
+    fn watchdog_kick(&self) -> u64 {
+        100
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

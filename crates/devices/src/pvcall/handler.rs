@@ -30,6 +30,8 @@ pub trait PvPlatform {
     fn sleep_until_ns(&self, deadline_ns: u64);
     /// Writes guest console output.
     fn console_write(&self, bytes: &[u8]);
+    /// Kicks the partition's watchdog; returns its timeout in ms, 0 when it has none.
+    fn watchdog_kick(&self) -> u64;
 }
 
 /// Per-vCPU state of the ABI: the release grid of `WaitNextPeriod`.
@@ -46,6 +48,11 @@ pub enum PvOutcome {
     Resume,
     /// The guest asked to power off with this code.
     PowerOff(u64),
+    /// The guest reported this many missed deadlines (the call is answered; the health
+    /// monitor decides whether the vCPU resumes).
+    DeadlinesMissed(u64),
+    /// The guest reported a panic with this code (answered likewise).
+    Panic(u64),
 }
 
 /// The per-partition call handler. Shared by the partition's vCPU threads.
@@ -95,10 +102,16 @@ impl PvCallHandler {
             return PvOutcome::Resume;
         };
         let (nr, args) = request;
-        if Call::from_nr(nr) == Some(Call::PowerOff) {
+        let call = Call::from_nr(nr);
+        if call == Some(Call::PowerOff) {
             return PvOutcome::PowerOff(args[0]);
         }
         let answer = self.perform(mem, nr, &args, vcpu_index, state, platform);
+        let outcome = match (call, &answer) {
+            (Some(Call::ReportDeadlineMiss), Ok(_)) => PvOutcome::DeadlinesMissed(args[0]),
+            (Some(Call::ReportPanic), Ok(_)) => PvOutcome::Panic(args[0]),
+            _ => PvOutcome::Resume,
+        };
         PvMetrics::add(&self.metrics.calls, 1);
         let (status, values) = match answer {
             Ok(values) => (0i64, values),
@@ -113,7 +126,7 @@ impl PvCallHandler {
         for (i, v) in values.iter().enumerate() {
             let _ = mem.write_obj(*v, block.unchecked_add((offset::VALUES + 8 * i) as u64));
         }
-        PvOutcome::Resume
+        outcome
     }
 
     fn perform<M: GuestMemoryBackend>(
@@ -159,6 +172,15 @@ impl PvCallHandler {
                 PvMetrics::add(&self.metrics.missed_releases, values[2]);
                 Ok(values)
             }
+            Call::WatchdogKick => Ok([platform.watchdog_kick(), 0, 0, 0]),
+            Call::ReportDeadlineMiss => {
+                if args[0] == 0 || args[0] > u64::from(u32::MAX) {
+                    return Err(Error::Invalid);
+                }
+                PvMetrics::add(&self.metrics.reported_misses, args[0]);
+                Ok([0; abi::CALL_VALUES])
+            }
+            Call::ReportPanic => Ok([0; abi::CALL_VALUES]),
             Call::PowerOff => unreachable_power_off(),
         }
     }
@@ -251,6 +273,7 @@ mod tests {
     struct FakePlatform {
         now: Cell<u64>,
         console: RefCell<Vec<u8>>,
+        kicks: Cell<u64>,
     }
 
     impl PvPlatform for FakePlatform {
@@ -262,6 +285,10 @@ mod tests {
         }
         fn console_write(&self, bytes: &[u8]) {
             self.console.borrow_mut().extend_from_slice(bytes);
+        }
+        fn watchdog_kick(&self) -> u64 {
+            self.kicks.set(self.kicks.get() + 1);
+            250
         }
     }
 
@@ -276,6 +303,7 @@ mod tests {
         let platform = FakePlatform {
             now: Cell::new(1_000_000),
             console: RefCell::new(Vec::new()),
+            kicks: Cell::new(0),
         };
         (mem, handler, platform)
     }
@@ -305,6 +333,54 @@ mod tests {
                 .unwrap();
         }
         (outcome, status, values)
+    }
+
+    #[test]
+    fn watchdog_kick_reaches_the_platform_and_returns_its_timeout() {
+        let (mem, h, p) = setup();
+
+        let (outcome, status, values) = call(&mem, &h, &p, &mut PvVcpuState::default(), 6, &[]);
+
+        assert_eq!((outcome, status, values[0]), (PvOutcome::Resume, 0, 250));
+        assert_eq!(p.kicks.get(), 1);
+    }
+
+    #[test]
+    fn deadline_miss_report_is_answered_and_handed_to_the_monitor() {
+        let (mem, h, p) = setup();
+
+        let (outcome, status, _) = call(&mem, &h, &p, &mut PvVcpuState::default(), 7, &[3]);
+
+        assert_eq!((outcome, status), (PvOutcome::DeadlinesMissed(3), 0));
+        assert_eq!(
+            h.metrics()
+                .reported_misses
+                .load(std::sync::atomic::Ordering::Relaxed),
+            3
+        );
+    }
+
+    #[test]
+    fn deadline_miss_report_of_zero_or_beyond_u32_is_invalid() {
+        let (mem, h, p) = setup();
+
+        for count in [0, u64::from(u32::MAX) + 1] {
+            let (outcome, status, _) = call(&mem, &h, &p, &mut PvVcpuState::default(), 7, &[count]);
+
+            assert_eq!(
+                (outcome, status),
+                (PvOutcome::Resume, Error::Invalid as i64)
+            );
+        }
+    }
+
+    #[test]
+    fn panic_report_is_answered_and_handed_to_the_monitor() {
+        let (mem, h, p) = setup();
+
+        let (outcome, status, _) = call(&mem, &h, &p, &mut PvVcpuState::default(), 8, &[42]);
+
+        assert_eq!((outcome, status), (PvOutcome::Panic(42), 0));
     }
 
     #[test]

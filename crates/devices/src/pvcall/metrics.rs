@@ -15,6 +15,8 @@ pub struct PvMetrics {
     pub console_bytes: AtomicU64,
     /// Releases missed, as reported by `WaitNextPeriod`.
     pub missed_releases: AtomicU64,
+    /// Deadline misses the guest reported through `ReportDeadlineMiss`.
+    pub reported_misses: AtomicU64,
 }
 
 impl PvMetrics {
@@ -23,7 +25,7 @@ impl PvMetrics {
     }
 
     /// A snapshot, for display.
-    pub fn snapshot(&self) -> [(&'static str, u64); 5] {
+    pub fn snapshot(&self) -> [(&'static str, u64); 6] {
         [
             ("calls", self.calls.load(Ordering::Relaxed)),
             ("errors", self.errors.load(Ordering::Relaxed)),
@@ -32,6 +34,10 @@ impl PvMetrics {
             (
                 "missed_releases",
                 self.missed_releases.load(Ordering::Relaxed),
+            ),
+            (
+                "reported_misses",
+                self.reported_misses.load(Ordering::Relaxed),
             ),
         ]
     }

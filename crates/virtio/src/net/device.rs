@@ -772,11 +772,15 @@ mod tests {
         let (mut net, _rx, tx) = active_net(&m, &backend);
         tx.add(&[(0x10000, HEADER_LEN as u32 + 60, 0)]);
         tx.add(&[(0x10000, HEADER_LEN as u32 + 60, 0)]);
-        backend.full.store(true, std::sync::atomic::Ordering::Relaxed);
+        backend
+            .full
+            .store(true, std::sync::atomic::Ordering::Relaxed);
 
         net.process_queue(TRANSMITQ).unwrap();
         let used_while_full = tx.used_idx();
-        backend.full.store(false, std::sync::atomic::Ordering::Relaxed);
+        backend
+            .full
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let notify = net.process_backend().unwrap();
 
         assert_eq!(used_while_full, 0);
