@@ -66,7 +66,10 @@ fn logging_a_guest_fault_is_refused_because_the_partition_has_stopped() {
 
     let problem = fixture.only_problem(&linux_health("on_guest_fault = \"log\"\n"));
 
-    assert_eq!(problem.key, "partition[1] (\"linux\").health.on_guest_fault");
+    assert_eq!(
+        problem.key,
+        "partition[1] (\"linux\").health.on_guest_fault"
+    );
     assert_eq!(
         problem.message,
         "invalid value \"log\"; accepted values are \"restart\", \"halt\", \"stop_system\""
@@ -94,7 +97,9 @@ fn unknown_key_in_the_health_table_is_refused_with_the_accepted_ones() {
 
     assert_eq!(problem.key, "partition[1] (\"linux\").health.on_reboot");
     assert!(
-        problem.message.starts_with("unknown key for the health table"),
+        problem
+            .message
+            .starts_with("unknown key for the health table"),
         "{}",
         problem.message
     );

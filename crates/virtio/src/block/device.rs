@@ -155,6 +155,7 @@ impl Block {
                 capacity,
                 read_only,
                 id: disk_id,
+                helper: std::sync::OnceLock::new(),
             },
             path: path.to_path_buf(),
             avail_features,

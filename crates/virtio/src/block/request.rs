@@ -63,6 +63,9 @@ pub(crate) struct Disk {
     pub capacity: u64,
     pub read_only: bool,
     pub id: [u8; ID_BYTES],
+    /// Moves half of large requests: started by the first one (`None` when its thread could
+    /// not start).
+    pub helper: std::sync::OnceLock<Option<io::Helper>>,
 }
 
 /// Serves one request; the status byte is written last.
@@ -224,12 +227,23 @@ impl<'a> Request<'a> {
             return Ok(S_IOERR);
         };
         let slices = self.slices(self.chain.writable_pieces(0, u64::from(len)))?;
-        if io::read_into(&self.disk.file, offset, &slices).is_err() {
+        if io::read_into(&self.disk.file, offset, &slices, self.helper(len)).is_err() {
             self.metrics.host_io_errors += 1;
             return Ok(S_IOERR);
         }
         self.metrics.bytes_read += u64::from(len);
         Ok(S_OK)
+    }
+
+    /// The disk's helper thread for a request of `len` bytes, if it is large enough to split.
+    fn helper(&self, len: u32) -> Option<&'a io::Helper> {
+        if (len as usize) < io::SPLIT_BYTES {
+            return None;
+        }
+        self.disk
+            .helper
+            .get_or_init(|| io::Helper::spawn().ok())
+            .as_ref()
     }
 
     /// The host mappings of the guest buffers `pieces` covers, in order.
@@ -258,7 +272,7 @@ impl<'a> Request<'a> {
             .chain
             .readable_pieces(u64::from(HEADER_SIZE), u64::from(len));
         let slices = self.slices(pieces)?;
-        if io::write_from(&self.disk.file, offset, &slices).is_err() {
+        if io::write_from(&self.disk.file, offset, &slices, self.helper(len)).is_err() {
             self.metrics.host_io_errors += 1;
             return Ok(S_IOERR);
         }
