@@ -23,7 +23,8 @@ console; it is parsed here.
   bulkhead  `bulkhead run` of a one-partition description with
             [[partition.device]] kind = "block" (buffered reads and writes of the image on the
             partition's one device thread, fdatasync on a flush; low criticality, so the
-            default adaptive batching window of 100 us applies)
+            default adaptive batching window of 100 us applies; huge_pages = true, guest RAM
+            on 2 MiB pages as QEMU backs it)
   QEMU      Debian's qemu-system-x86_64 -M microvm with -device virtio-blk-device on a drive
             with cache=writeback,aio=threads: the same host I/O model (buffered I/O through the
             host page cache, fdatasync on a flush), from QEMU's pool of worker threads
@@ -122,7 +123,7 @@ def bulkhead_cmd(tmp, disk, cmdline):
     with open(path, "w") as f:
         f.write(f'[system]\nname = "bench"\n\n[[partition]]\nname = "guest"\ncriticality = "low"\n'
                 f'vcpus = {VCPUS}\ncpus = [{cpus}]\nmemory_mib = {GUEST_MIB}\nkernel = "{VMLINUX}"\n'
-                f'initrd = "{INITRD}"\ncmdline = "{cmdline}"\non_reset = "stop"\n\n'
+                f'initrd = "{INITRD}"\ncmdline = "{cmdline}"\non_reset = "stop"\nhuge_pages = true\n\n'
                 f'[[partition.device]]\nkind = "block"\npath = "{disk}"\n')
     return [BULKHEAD, "run", path]
 

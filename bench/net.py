@@ -10,7 +10,8 @@ second to the first for S seconds (one TCP stream); the receiver's throughput is
 
   bulkhead       two partitions of one `bulkhead run`, their virtio-net devices joined by a
                  direct link (`link = "PEER"`: Unix datagram sockets between the two partition
-                 processes, offloads passed through); vCPUs pinned to test-host CPUs 0 and 1
+                 processes, offloads passed through); vCPUs pinned to test-host CPUs 0 and 1;
+                 huge_pages = true (guest RAM on 2 MiB pages, as QEMU backs it)
   QEMU           two `qemu-system-x86_64 -M microvm` guests, each with virtio-net-device on a
                  TAP device, both TAPs on a Linux bridge in the test host: userspace virtio-net
                  (vhost=off)
@@ -71,7 +72,7 @@ def bulkhead_pair(tmp, seconds):
     for i, (name, peer, script) in enumerate((("a", "b", server_script()), ("b", "a", client_script(seconds)))):
         parts.append(f'[[partition]]\nname = "{name}"\ncriticality = "low"\nvcpus = 1\ncpus = [{i}]\n'
                      f'memory_mib = {GUEST_MIB}\nkernel = "{VMLINUX}"\ninitrd = "{INITRD}"\n'
-                     f'cmdline = "{cmdline(script)}"\non_reset = "stop"\n\n'
+                     f'cmdline = "{cmdline(script)}"\non_reset = "stop"\nhuge_pages = true\n\n'
                      f'[[partition.device]]\nkind = "net"\nmac = "{MACS[i]}"\nlink = "{peer}"\n')
     with open(path, "w") as f:
         f.write('[system]\nname = "bench-net"\n\n' + "\n".join(parts))

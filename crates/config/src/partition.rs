@@ -30,6 +30,7 @@ pub(crate) const KEYS: &[&str] = &[
     "console_log",
     "on_reset",
     "max_restarts",
+    "huge_pages",
     "health",
     "device",
 ];
@@ -96,6 +97,9 @@ pub(crate) fn read(
     let max_restarts = fields
         .integer(report, "max_restarts", 0..=u32::MAX)
         .map(|m| m.map_or(rules::DEFAULT_MAX_RESTARTS, |m| m.value));
+    let huge_pages = fields
+        .boolean(report, "huge_pages")
+        .map(|h| h.is_some_and(|h| h.value));
     let owner = Owner {
         base: &context.base,
         name: name
@@ -125,6 +129,7 @@ pub(crate) fn read(
             console_log: console_log?,
             on_reset: on_reset?.unwrap_or(OnReset::Restart),
             max_restarts: max_restarts?,
+            huge_pages: huge_pages?,
             health: health?,
             devices: devices.plans()?,
         })

@@ -55,6 +55,9 @@ pub struct PartitionPlan {
     /// guest reset and after any health-monitor `restart` action; once spent, the partition
     /// halts.
     pub max_restarts: u32,
+    /// Back guest memory with 2 MiB pages (host mapping aligned, transparent huge pages
+    /// advised, so KVM maps large pages). Default false.
+    pub huge_pages: bool,
     /// The health monitor's settings (`[partition.health]`).
     pub health: HealthPlan,
     /// The `[[partition.device]]` tables, in file order: `devices[i].index == i`; at most

@@ -1143,3 +1143,31 @@ fn cmdline_with_nul_is_refused() {
 
     assert!(problem.message.contains("NUL"), "{}", problem.message);
 }
+
+#[test]
+fn huge_pages_are_off_unless_asked_for() {
+    let fixture = Fixture::new();
+
+    let default = fixture.accept(ONE_PARTITION);
+    let asked = fixture.accept(&format!("{ONE_PARTITION}huge_pages = true\n"));
+
+    assert!(!default.partitions[0].huge_pages);
+    assert!(asked.partitions[0].huge_pages);
+}
+
+#[test]
+fn huge_pages_that_is_not_a_boolean_is_refused() {
+    let fixture = Fixture::new();
+    let text = format!("{ONE_PARTITION}huge_pages = \"yes\"\n");
+
+    let problem = fixture.only_problem(&text);
+
+    assert_eq!(
+        (problem.line, problem.key.as_str(), problem.message.as_str()),
+        (
+            11,
+            "partition[0] (\"control\").huge_pages",
+            "expected a boolean, found a string"
+        )
+    );
+}

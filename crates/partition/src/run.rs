@@ -95,7 +95,7 @@ pub fn run_partition(
 ) -> Result<StopReason, PartitionError> {
     die_with_parent();
     let started = Instant::now();
-    let memory = create_guest_memory(plan.memory_mib)?;
+    let memory = create_guest_memory(plan.memory_mib, plan.huge_pages)?;
     let vm = Vm::new(memory)?;
     let console = Console::stdout();
 

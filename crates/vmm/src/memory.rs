@@ -1,9 +1,11 @@
 //! Guest memory: anonymous host mappings laid out around the x86 MMIO gap.
 //!
-//! Each range is mapped at a host address aligned to 2 MiB, like its guest-physical start, so
-//! that transparent huge pages back it and KVM can map it with 2 MiB pages in the nested page
-//! tables (KVM uses a large page only where the guest frame and the host address agree modulo
-//! the page size). Where the host's THP policy is `madvise`, the ranges are advised.
+//! With huge pages asked for (`huge_pages = true` in the description), each range is mapped at
+//! a host address aligned to 2 MiB, like its guest-physical start, so that transparent huge
+//! pages back it and KVM can map it with 2 MiB pages in the nested page tables (KVM uses a large
+//! page only where the guest frame and the host address agree modulo the page size), and the
+//! ranges are advised (`MADV_HUGEPAGE`, for hosts whose THP policy is `madvise`). Without, the
+//! mapping starts where the kernel puts it and KVM maps 4 KiB pages.
 
 use std::ptr::null_mut;
 
@@ -51,14 +53,14 @@ pub fn ram_ranges(size: u64) -> Vec<(GuestAddress, usize)> {
     ranges
 }
 
-/// Maps `size_mib` MiB of zeroed guest memory.
-pub fn create_guest_memory(size_mib: u64) -> Result<GuestMemory, MemoryError> {
+/// Maps `size_mib` MiB of zeroed guest memory, on huge pages if `huge_pages`.
+pub fn create_guest_memory(size_mib: u64, huge_pages: bool) -> Result<GuestMemory, MemoryError> {
     let layout = |reason: String| MemoryError::Layout { size_mib, reason };
     let mut regions = Vec::new();
     for (start, size) in ram_ranges(size_mib << 20) {
-        let host = map_aligned(size).map_err(|source| MemoryError::Map { size_mib, source })?;
+        let host = map(size, huge_pages).map_err(|source| MemoryError::Map { size_mib, source })?;
         // SAFETY: `host..host + size` lies inside a private anonymous mapping made for it by
-        // `map_aligned`, readable and writable, never unmapped (guest memory lives as long as
+        // `map`, readable and writable, never unmapped (guest memory lives as long as
         // the partition process).
         let region = unsafe { MmapRegionBuilder::new(size).with_raw_mmap_pointer(host) }
             .with_mmap_prot(libc::PROT_READ | libc::PROT_WRITE)
@@ -74,12 +76,13 @@ pub fn create_guest_memory(size_mib: u64) -> Result<GuestMemory, MemoryError> {
     GuestMemoryMmap::from_regions(regions).map_err(|e| layout(e.to_string()))
 }
 
-/// A private anonymous mapping of `size` bytes starting at a [`HUGE_PAGE`] boundary (the
-/// mapping is made `HUGE_PAGE` larger and its start rounded up; the slack is never touched),
-/// advised for transparent huge pages.
-fn map_aligned(size: usize) -> std::io::Result<*mut u8> {
+/// A private anonymous mapping of `size` bytes. With `huge_pages`, it starts at a
+/// [`HUGE_PAGE`] boundary (the mapping is made `HUGE_PAGE` larger and its start rounded up; the
+/// slack is never touched) and is advised for transparent huge pages.
+fn map(size: usize, huge_pages: bool) -> std::io::Result<*mut u8> {
+    let slack = if huge_pages { HUGE_PAGE } else { 0 };
     let total = size
-        .checked_add(HUGE_PAGE)
+        .checked_add(slack)
         .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOMEM))?;
     // SAFETY: a new anonymous mapping at an address of the kernel's choosing (no MAP_FIXED):
     // nothing existing is touched.
@@ -95,6 +98,9 @@ fn map_aligned(size: usize) -> std::io::Result<*mut u8> {
     };
     if base == libc::MAP_FAILED {
         return Err(std::io::Error::last_os_error());
+    }
+    if !huge_pages {
+        return Ok(base.cast());
     }
     let offset = (HUGE_PAGE - (base as usize % HUGE_PAGE)) % HUGE_PAGE;
     // SAFETY: `offset < HUGE_PAGE`, so `base + offset + size` stays inside the `total` bytes.
@@ -113,7 +119,7 @@ mod tests {
     fn host_mappings_start_on_a_huge_page_boundary() {
         use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 
-        let mem = create_guest_memory(6).unwrap();
+        let mem = create_guest_memory(6, true).unwrap();
 
         for region in mem.iter() {
             let host = region
