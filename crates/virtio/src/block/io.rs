@@ -3,10 +3,11 @@
 //! `seek` plus one `read`/`write` per guest buffer would take a system call per 4 KiB page of a
 //! large request.
 //!
-//! A request of at least [`SPLIT_BYTES`] is cut in two at a byte boundary: a helper thread moves
+//! A read of at least [`SPLIT_BYTES`] is cut in two at a byte boundary: a helper thread moves
 //! the second half while the device thread moves the first, and the request completes when
 //! both are done. Copying a large request is what bounds sequential throughput, and a host
-//! page-cache copy on two cores goes nearly twice as fast.
+//! page-cache copy on two cores goes nearly twice as fast. (Callers do not split writes:
+//! buffered writes to one file serialize on its inode lock.)
 //!
 //! The only `unsafe` of the crate: the system calls take the host addresses of guest buffers.
 

@@ -235,7 +235,9 @@ impl<'a> Request<'a> {
         Ok(S_OK)
     }
 
-    /// The disk's helper thread for a request of `len` bytes, if it is large enough to split.
+    /// The disk's helper thread for a read of `len` bytes, if it is large enough to split.
+    /// Writes are never split: buffered writes to one file take the inode's lock, so a second
+    /// writer would only wait for the first.
     fn helper(&self, len: u32) -> Option<&'a io::Helper> {
         if (len as usize) < io::SPLIT_BYTES {
             return None;
@@ -272,7 +274,7 @@ impl<'a> Request<'a> {
             .chain
             .readable_pieces(u64::from(HEADER_SIZE), u64::from(len));
         let slices = self.slices(pieces)?;
-        if io::write_from(&self.disk.file, offset, &slices, self.helper(len)).is_err() {
+        if io::write_from(&self.disk.file, offset, &slices, None).is_err() {
             self.metrics.host_io_errors += 1;
             return Ok(S_IOERR);
         }
