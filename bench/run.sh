@@ -1,8 +1,9 @@
 #!/bin/bash
 # Runs the benchmarks and prints their Markdown tables: the RT guest on this machine's
-# /dev/kvm, then the Linux partition's boot and its virtio-blk throughput (fio in the guest)
-# inside the KVM test host (where QEMU, Debian's qemu-system-x86, runs beside bulkhead on the
-# same real KVM). Paste the output, with the commit, into docs/benchmarks.md.
+# /dev/kvm, then the Linux partition's boot, its virtio-blk throughput (fio in the guest) and the
+# virtio-net throughput between two partitions (iperf3), inside the KVM test host (where QEMU,
+# Debian's qemu-system-x86, runs beside bulkhead on the same real KVM). Paste the output, with
+# the commit, into docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUNS=${RUNS:-5}
@@ -17,3 +18,7 @@ scripts/testhost.sh run --timeout 3000 -- /usr/bin/python3 bench/boot.py linux -
 echo
 # Each boot in a test host of its own (block.py starts them): one that dies is booted again.
 /usr/bin/python3 bench/block.py --runs "$RUNS"
+echo
+# Two partitions over a direct link against two QEMU guests on a Linux bridge (vhost off/on),
+# all inside one test host per run.
+/usr/bin/python3 bench/net.py --runs "$RUNS"
