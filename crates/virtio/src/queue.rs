@@ -25,10 +25,6 @@ pub(crate) enum Served {
     Used(u32),
     /// Not now (e.g. console input is empty): leave it, and every later chain, available.
     Deferred,
-    /// Done like [`Served::Used`], and end this call here with the queue marked pending, so
-    /// the driver hears of it now rather than after the rest of the batch (a device that has
-    /// just moved a lot of data).
-    UsedAndPause(u32),
 }
 
 /// One queue of an active device.
@@ -88,7 +84,6 @@ impl DeviceQueue {
                 .disable_notification(mem)
                 .map_err(DeviceError::QueueAccess)?;
             let mut deferred = false;
-            let mut paused = false;
             let budget_at_pass = budget;
             while budget > 0 {
                 let Some(head) = self.next_head(mem)? else {
@@ -104,26 +99,12 @@ impl DeviceQueue {
                         self.last_served += 1;
                         budget -= 1;
                     }
-                    Served::UsedAndPause(len) => {
-                        self.queue
-                            .add_used(mem, chain.head, len)
-                            .map_err(DeviceError::QueueAccess)?;
-                        used_any = true;
-                        self.last_served += 1;
-                        paused = true;
-                        break;
-                    }
                     Served::Deferred => {
                         self.queue.go_to_previous_position();
                         deferred = true;
                         break;
                     }
                 }
-            }
-            if paused {
-                // The caller comes back at once; notifications stay as they are meanwhile.
-                self.pending = true;
-                break;
             }
             let more = self
                 .queue
@@ -234,23 +215,6 @@ mod tests {
 
         assert_eq!(served, 4);
         assert!(q.pending());
-    }
-
-    #[test]
-    fn a_pause_ends_the_call_with_the_rest_pending() {
-        let m = mem();
-        let driver = Driver::new(&m, 16);
-        driver.add(&[(0x10000, 8, F_WRITE)]);
-        driver.add(&[(0x20000, 8, F_WRITE)]);
-        let mut q = DeviceQueue::new(driver.queue(), 0);
-
-        let notify = q.serve(&m, |_| Ok(Served::UsedAndPause(8))).unwrap();
-
-        assert!(notify);
-        assert!(q.pending());
-        assert_eq!(driver.used_idx(), 1);
-        q.serve(&m, |_| Ok(Served::Used(8))).unwrap();
-        assert_eq!(driver.used_idx(), 2);
     }
 
     #[test]

@@ -20,10 +20,7 @@ use vm_memory::GuestMemoryMmap;
 
 use super::metrics::BlockMetrics;
 use super::request::{self, Disk};
-use crate::queue::{DeviceQueue, Served};
-
-/// Data moved in one `process_queue` call after which completions are published at once.
-const PAUSE_AFTER_BYTES: u64 = 256 * 1024;
+use crate::queue::DeviceQueue;
 use crate::{read_config_bytes, DeviceError, VirtioDevice, COMMON_FEATURES};
 
 /// Bytes per sector: the unit of `sector` and `capacity` (§5.2.4), and `blk_size`.
@@ -277,18 +274,8 @@ impl VirtioDevice for Block {
             return Ok(false);
         }
         let acked = *acked_features;
-        // After this much data in one call the driver is told at once (the queue stays
-        // pending and the device thread comes straight back): completing large requests one
-        // by one keeps the guest's pipeline full, where a whole batch of them would hold its
-        // completions for the time of all.
-        let mut moved = 0u64;
         queue.serve(mem, |chain| {
-            let served = request::serve(disk, mem, chain, acked, metrics)?;
-            moved += u64::from(chain.readable_len()) + u64::from(chain.writable_len());
-            Ok(match served {
-                Served::Used(len) if moved >= PAUSE_AFTER_BYTES => Served::UsedAndPause(len),
-                other => other,
-            })
+            request::serve(disk, mem, chain, acked, metrics)
         })
     }
 
