@@ -180,12 +180,18 @@ fn poll(fds: &mut [std::os::fd::RawFd; 1]) {
     epoll.wait(5000, &mut events).unwrap();
 }
 
-/// A device with one connection from guest port 5000 established.
-fn connected<'a>(m: &'a GuestMemoryMmap, dir: &Dir) -> (Vsock, Guest<'a>, UnixStream) {
+/// An active device with [`PORT`] declared, and `rx` receive buffers posted.
+fn active<'a>(m: &'a GuestMemoryMmap, dir: &Dir, rx: u16) -> (Vsock, Guest<'a>, UnixListener) {
     let (mut dev, listener) = device(dir);
     let guest = Guest::new(m);
     dev.activate(m.clone(), guest.queues(), 0).unwrap();
-    guest.post_rx(16);
+    guest.post_rx(rx);
+    (dev, guest, listener)
+}
+
+/// A device with one connection from guest port 5000 established.
+fn connected<'a>(m: &'a GuestMemoryMmap, dir: &Dir) -> (Vsock, Guest<'a>, UnixStream) {
+    let (mut dev, guest, listener) = active(m, dir, 16);
     guest.send(from_guest(5000, op::REQUEST), &[]);
     dev.process_queue(TX_QUEUE).unwrap();
     let host = accept(&listener);
@@ -199,10 +205,7 @@ fn connected<'a>(m: &'a GuestMemoryMmap, dir: &Dir) -> (Vsock, Guest<'a>, UnixSt
 fn request_to_a_declared_port_connects_its_socket_and_is_answered_response() {
     let m = mem();
     let dir = Dir::new();
-    let (mut dev, listener) = device(&dir);
-    let guest = Guest::new(&m);
-    dev.activate(m.clone(), guest.queues(), 0).unwrap();
-    guest.post_rx(4);
+    let (mut dev, guest, listener) = active(&m, &dir, 4);
     guest.send(from_guest(5000, op::REQUEST), &[]);
 
     let notify = dev.process_queue(TX_QUEUE).unwrap();
@@ -248,10 +251,7 @@ fn bytes_flow_both_ways() {
 fn request_to_an_undeclared_port_is_answered_rst() {
     let m = mem();
     let dir = Dir::new();
-    let (mut dev, _listener) = device(&dir);
-    let guest = Guest::new(&m);
-    dev.activate(m.clone(), guest.queues(), 0).unwrap();
-    guest.post_rx(4);
+    let (mut dev, guest, _listener) = active(&m, &dir, 4);
     guest.send(
         Header {
             dst_port: 9999,
@@ -289,10 +289,7 @@ fn request_to_a_socket_nobody_listens_on_is_answered_rst() {
 fn packet_with_another_source_cid_is_dropped_without_answer() {
     let m = mem();
     let dir = Dir::new();
-    let (mut dev, _listener) = device(&dir);
-    let guest = Guest::new(&m);
-    dev.activate(m.clone(), guest.queues(), 0).unwrap();
-    guest.post_rx(4);
+    let (mut dev, guest, _listener) = active(&m, &dir, 4);
     guest.send(
         Header {
             src_cid: 7,
@@ -313,10 +310,7 @@ fn packet_with_another_source_cid_is_dropped_without_answer() {
 fn request_to_another_cid_than_the_host_is_answered_rst() {
     let m = mem();
     let dir = Dir::new();
-    let (mut dev, _listener) = device(&dir);
-    let guest = Guest::new(&m);
-    dev.activate(m.clone(), guest.queues(), 0).unwrap();
-    guest.post_rx(4);
+    let (mut dev, guest, _listener) = active(&m, &dir, 4);
     guest.send(
         Header {
             dst_cid: 4,
@@ -335,10 +329,7 @@ fn request_to_another_cid_than_the_host_is_answered_rst() {
 fn data_on_a_connection_that_does_not_exist_is_answered_rst() {
     let m = mem();
     let dir = Dir::new();
-    let (mut dev, _listener) = device(&dir);
-    let guest = Guest::new(&m);
-    dev.activate(m.clone(), guest.queues(), 0).unwrap();
-    guest.post_rx(4);
+    let (mut dev, guest, _listener) = active(&m, &dir, 4);
     guest.send(from_guest(5000, op::RW), b"stray");
 
     dev.process_queue(TX_QUEUE).unwrap();
@@ -376,10 +367,7 @@ fn guest_sending_beyond_its_credit_loses_only_that_connection() {
 fn host_data_beyond_the_guest_credit_waits_for_a_credit_update() {
     let m = mem();
     let dir = Dir::new();
-    let (mut dev, listener) = device(&dir);
-    let guest = Guest::new(&m);
-    dev.activate(m.clone(), guest.queues(), 0).unwrap();
-    guest.post_rx(16);
+    let (mut dev, guest, listener) = active(&m, &dir, 16);
     guest.send(
         Header {
             buf_alloc: 10,
