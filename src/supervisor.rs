@@ -9,12 +9,18 @@
 //! partition processes in `BULKHEAD_RUN_DIR`: links between partitions bind their sockets
 //! there (`bulkhead-partition`'s link backend).
 //!
-//! Threads: the main thread polls the partition processes and the stop flag; two reader
+//! Time windows count from one epoch for the whole run (`BULKHEAD_FRAME_EPOCH_NS`, chosen
+//! here at start), so restarted partitions keep the same schedule.
+//!
+//! Threads: the main thread waits for a child to end or a stop signal (SIGCHLD, SIGINT and
+//! SIGTERM wake it through a self-pipe) and then looks at every partition process; two reader
 //! threads per partition process copy its standard output (console) and error (monitor log).
+//! All of them stay on the system's housekeeping CPUs.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -24,9 +30,11 @@ use std::time::Duration;
 
 use bulkhead_config::{HealthAction, OnReset, PartitionPlan, SystemPlan};
 use bulkhead_partition::events::{self, EventLog, EVENT_LOG_ENV};
+use bulkhead_partition::{monotonic_ns, restrict_current_thread, FRAME_EPOCH_ENV};
 
-/// How often the main thread looks at the partition processes.
-const POLL: Duration = Duration::from_millis(10);
+/// The longest the main thread waits for a signal before it looks at the partition
+/// processes anyway.
+const POLL: Duration = Duration::from_millis(100);
 /// The environment variable that names the run directory to partition processes.
 const RUN_DIR_ENV: &str = "BULKHEAD_RUN_DIR";
 
@@ -193,12 +201,20 @@ type Out = Arc<Mutex<std::io::Stdout>>;
 
 /// Runs the system; returns the process exit code.
 pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
+    if let Err(e) = restrict_current_thread(&plan.housekeeping_cpus) {
+        eprintln!(
+            "[bulkhead] warning: cannot keep the supervisor on housekeeping CPUs {:?}: {e}",
+            plan.housekeeping_cpus
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
             eprintln!("[bulkhead] warning: cannot catch signal {sig}: {e}");
         }
     }
+    let wake = wake_on_signals();
+    let epoch_ns = monotonic_ns();
     let out: Out = Arc::new(Mutex::new(std::io::stdout()));
     let run_dir = RunDir::create(&plan.name)
         .map_err(|e| {
@@ -244,8 +260,14 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
             last: None,
         })
         .collect();
+    let env = PartitionEnv {
+        description,
+        run_dir,
+        event_log: event_log_path.as_deref(),
+        epoch_ns,
+    };
     for part in &mut parts {
-        start(part, description, run_dir, &out, event_log_path.as_deref());
+        start(part, &env, &out);
     }
 
     let mut interrupted = false;
@@ -313,7 +335,7 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
                         "[bulkhead] {name}: restarting (restart {} of at most {})",
                         part.restarts, part.plan.max_restarts
                     );
-                    start(part, description, run_dir, &out, event_log_path.as_deref());
+                    start(part, &env, &out);
                 }
                 "stop_system" if !stopping_system => {
                     stopping_system = true;
@@ -333,7 +355,7 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
                 }
             }
         }
-        std::thread::sleep(POLL);
+        wait_for_signal(wake.as_ref());
     }
 
     let clean = parts.iter().all(|p| p.last == Some(Ended::PoweredOff));
@@ -362,24 +384,56 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
     }
 }
 
-fn start(
-    part: &mut Running,
-    description: &Path,
-    run_dir: Option<&Path>,
-    out: &Out,
-    event_log: Option<&Path>,
-) {
+/// The read end of a self-pipe written on SIGCHLD, SIGINT and SIGTERM, if it could be set up
+/// (without it the main loop looks every [`POLL`]).
+fn wake_on_signals() -> Option<UnixStream> {
+    let (read, write) = UnixStream::pair().ok()?;
+    read.set_read_timeout(Some(POLL)).ok()?;
+    for sig in [
+        signal_hook::consts::SIGCHLD,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ] {
+        let write = write.try_clone().ok()?;
+        if let Err(e) = signal_hook::low_level::pipe::register(sig, write) {
+            eprintln!("[bulkhead] warning: cannot wait for signal {sig}: {e}");
+            return None;
+        }
+    }
+    Some(read)
+}
+
+/// Waits until a signal arrived (or [`POLL`] passed), draining what the self-pipe holds.
+fn wait_for_signal(wake: Option<&UnixStream>) {
+    let Some(mut wake) = wake else {
+        std::thread::sleep(POLL);
+        return;
+    };
+    let mut buf = [0u8; 64];
+    let _ = wake.read(&mut buf);
+}
+
+/// What every partition process is started with.
+struct PartitionEnv<'a> {
+    description: &'a Path,
+    run_dir: Option<&'a Path>,
+    event_log: Option<&'a Path>,
+    epoch_ns: u64,
+}
+
+fn start(part: &mut Running, env: &PartitionEnv<'_>, out: &Out) {
     let name = part.plan.name.clone();
     let mut command = Command::new(crate::self_exe());
-    if let Some(dir) = run_dir {
+    if let Some(dir) = env.run_dir {
         command.env(RUN_DIR_ENV, dir);
     }
-    if let Some(path) = event_log {
+    if let Some(path) = env.event_log {
         command.env(EVENT_LOG_ENV, path);
     }
+    command.env(FRAME_EPOCH_ENV, env.epoch_ns.to_string());
     let spawned = command
         .arg("partition")
-        .arg(description)
+        .arg(env.description)
         .arg(&name)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -10,6 +10,9 @@ pub struct HostFacts {
     pub online_cpus: Vec<usize>,
     /// `MemTotal` of `/proc/meminfo`, in MiB.
     pub memory_total_mib: u64,
+    /// Resolution of the host's high-resolution timers, in ns (1 with high-resolution timers
+    /// active, a jiffy without); `None` when it cannot be read.
+    pub timer_resolution_ns: Option<u64>,
 }
 
 /// Kernel's list of online CPUs (Documentation/ABI/testing/sysfs-devices-system-cpu).
@@ -18,19 +21,25 @@ const ONLINE_CPUS_PATH: &str = "/sys/devices/system/cpu/online";
 /// proc(5) memory statistics.
 const MEMINFO_PATH: &str = "/proc/meminfo";
 
+/// The hrtimer bases of every CPU with their `.resolution` (kernel/time/timer_list.c).
+const TIMER_LIST_PATH: &str = "/proc/timer_list";
+
 /// Upper bound on a CPU number in the online list, far above any real host, so a corrupt
 /// list cannot make us allocate without bound.
 const MAX_CPU_NUMBER: usize = 1 << 16;
 
 impl HostFacts {
-    /// Reads the online CPUs from `/sys/devices/system/cpu/online` and MemTotal from
-    /// `/proc/meminfo`.
+    /// Reads the online CPUs from `/sys/devices/system/cpu/online`, MemTotal from
+    /// `/proc/meminfo` and the timer resolution from `/proc/timer_list` (readable by root
+    /// only; `None` otherwise).
     pub fn probe() -> io::Result<HostFacts> {
         let online = std::fs::read_to_string(ONLINE_CPUS_PATH)?;
         let meminfo = std::fs::read_to_string(MEMINFO_PATH)?;
+        let timers = std::fs::read_to_string(TIMER_LIST_PATH).ok();
         Ok(HostFacts {
             online_cpus: parse_cpu_list(&online)?,
             memory_total_mib: parse_mem_total_mib(&meminfo)?,
+            timer_resolution_ns: timers.as_deref().and_then(parse_timer_resolution_ns),
         })
     }
 
@@ -62,6 +71,15 @@ impl HostFacts {
             parts.join(",")
         }
     }
+}
+
+/// The coarsest `.resolution: N nsecs` of the timer list.
+fn parse_timer_resolution_ns(timer_list: &str) -> Option<u64> {
+    timer_list
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix(".resolution:"))
+        .filter_map(|rest| rest.trim().strip_suffix("nsecs")?.trim().parse().ok())
+        .max()
 }
 
 fn invalid(message: String) -> io::Error {
@@ -178,11 +196,22 @@ mod tests {
         let host = HostFacts {
             online_cpus: vec![0, 1, 2, 3, 6, 8, 9],
             memory_total_mib: 1,
+            timer_resolution_ns: Some(1),
         };
 
         let shown = host.online_cpus_display();
 
         assert_eq!(shown, "0-3,6,8-9");
+    }
+
+    #[test]
+    fn timer_resolution_is_the_coarsest_in_the_timer_list() {
+        let list = "cpu: 0\n clock 0:\n  .base:   0x0\n  .resolution: 1 nsecs\n clock 1:\n  \
+                    .resolution: 4000000 nsecs\n";
+
+        let ns = parse_timer_resolution_ns(list);
+
+        assert_eq!(ns, Some(4_000_000));
     }
 
     #[test]

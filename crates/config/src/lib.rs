@@ -39,8 +39,9 @@ use std::path::Path;
 
 pub use host::HostFacts;
 pub use plan::{
-    BlockPlan, Criticality, DeviceKind, DevicePlan, HealthAction, HealthPlan, KernelFormat,
-    NetBackend, NetPlan, OnReset, PartitionPlan, RngPlan, SystemPlan, VsockPlan, VsockPort,
+    BlockPlan, CpuWindows, Criticality, DeviceKind, DevicePlan, Frame, HealthAction, HealthPlan,
+    IdlePolicy, KernelFormat, NetBackend, NetPlan, OnReset, PartitionPlan, RngPlan, SchedulePlan,
+    SchedulePolicy, SystemPlan, VsockPlan, VsockPort, WindowPlan,
 };
 pub use problem::{Problem, Refusal};
 

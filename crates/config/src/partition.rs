@@ -11,7 +11,7 @@ use crate::device::{self, Devices, Owner};
 use crate::files;
 use crate::health;
 use crate::host::HostFacts;
-use crate::plan::{Criticality, OnReset, PartitionPlan};
+use crate::plan::{Criticality, IdlePolicy, OnReset, PartitionPlan};
 use crate::problem::{Report, Reported};
 use crate::read::{integer_in, Fields, Located};
 use crate::rules;
@@ -31,6 +31,9 @@ pub(crate) const KEYS: &[&str] = &[
     "on_reset",
     "max_restarts",
     "huge_pages",
+    "idle",
+    "halt_poll_us",
+    "lock_memory",
     "health",
     "device",
 ];
@@ -39,6 +42,8 @@ const CRITICALITIES: &[(&str, Criticality)] =
     &[("high", Criticality::High), ("low", Criticality::Low)];
 
 const ON_RESET: &[(&str, OnReset)] = &[("restart", OnReset::Restart), ("stop", OnReset::Stop)];
+
+const IDLE: &[(&str, IdlePolicy)] = &[("halt", IdlePolicy::Halt), ("poll", IdlePolicy::Poll)];
 
 /// A partition as read: the plan if every key of it passed, and the located values that the
 /// cross-partition rules look at (each only if it passed).
@@ -52,6 +57,12 @@ pub(crate) struct Draft {
     /// Accepted host CPUs, each with the place of its list element.
     pub(crate) cpus: Vec<ListedCpu>,
     pub(crate) memory_mib: Option<Located<u64>>,
+    /// `idle`, where it was given (`None`: absent or unusable; the default is halt).
+    pub(crate) idle: Option<Located<IdlePolicy>>,
+    /// The SCHED_FIFO priority, if the partition's `rt_priority` passed.
+    pub(crate) rt_priority: Option<u8>,
+    /// `[partition.health].watchdog_ms`, if declared and accepted.
+    pub(crate) watchdog_ms: Option<u32>,
     /// The `[[partition.device]]` tables as read, for the system-wide device rules.
     pub(crate) devices: Devices,
 }
@@ -83,7 +94,7 @@ pub(crate) fn read(
         .map(|c| c.value);
     let vcpus = fields.integer(report, "vcpus", 1..=rules::MAX_VCPUS);
     let vcpus = fields.required(report, "vcpus", vcpus).map(|v| v.value);
-    let cpus = read_cpus(report, &fields, context.host);
+    let cpus = read_cpu_list(report, &fields, "cpus", context.host);
     let memory = fields.integer(report, "memory_mib", memory_range());
     let memory = fields.required(report, "memory_mib", memory);
     let kernel = read_kernel(report, &fields, &context.base);
@@ -109,6 +120,11 @@ pub(crate) fn read(
     };
     let devices = device::read_all(report, &fields, &owner);
     let health = health::read(report, &fields);
+    let idle = fields.choice(report, "idle", IDLE);
+    let halt_poll_us = read_halt_poll(report, &fields, &idle);
+    let lock_memory = fields
+        .boolean(report, "lock_memory")
+        .map(|l| l.map(|l| l.value));
 
     let plan = (|| {
         let (kernel, kernel_format) = kernel?;
@@ -130,7 +146,12 @@ pub(crate) fn read(
             on_reset: on_reset?.unwrap_or(OnReset::Restart),
             max_restarts: max_restarts?,
             huge_pages: huge_pages?,
-            health: health?,
+            idle: idle.clone()?.map_or(IdlePolicy::Halt, |i| i.value),
+            halt_poll_us: halt_poll_us?,
+            lock_memory: lock_memory?.unwrap_or(criticality? == Criticality::High),
+            windows: Vec::new(),
+            housekeeping_cpus: Vec::new(),
+            health: health.clone()?,
             devices: devices.plans()?,
         })
     })();
@@ -142,7 +163,27 @@ pub(crate) fn read(
         criticality: criticality.ok(),
         cpus: cpus.accepted,
         memory_mib: memory.ok(),
+        idle: idle.ok().flatten(),
+        rt_priority: rt_priority.ok(),
+        watchdog_ms: health.ok().and_then(|h| h.watchdog_ms),
         devices,
+    }
+}
+
+/// `halt_poll_us`: only with `idle = "halt"` (the default).
+fn read_halt_poll(
+    report: &mut Report<'_>,
+    fields: &Fields<'_, '_>,
+    idle: &Result<Option<Located<IdlePolicy>>, Reported>,
+) -> Result<Option<u32>, Reported> {
+    let poll = fields.integer(report, "halt_poll_us", rules::HALT_POLL_US_RANGE)?;
+    match (poll, idle) {
+        (Some(poll), Ok(Some(idle))) if idle.value == IdlePolicy::Poll => Err(report.at(
+            poll.span,
+            fields.key("halt_poll_us"),
+            "halt_poll_us applies to idle = \"halt\" only; a polling vCPU never halts",
+        )),
+        (poll, _) => Ok(poll.map(|p| p.value)),
     }
 }
 
@@ -187,18 +228,24 @@ pub(crate) struct ListedCpu {
     pub(crate) key: String,
 }
 
-/// The list of host CPUs: the elements that passed, and whether all did.
-struct Cpus {
-    accepted: Vec<ListedCpu>,
-    complete: Result<(), Reported>,
+/// A list of host CPUs: the elements that passed, and whether all did.
+pub(crate) struct Cpus {
+    pub(crate) accepted: Vec<ListedCpu>,
+    pub(crate) complete: Result<(), Reported>,
 }
 
-fn read_cpus(report: &mut Report<'_>, fields: &Fields<'_, '_>, host: &HostFacts) -> Cpus {
-    let list = fields.array(report, "cpus");
-    let list = match fields.required(report, "cpus", list) {
+/// The required, non-empty list of online host CPUs under key `name` of `fields`.
+pub(crate) fn read_cpu_list(
+    report: &mut Report<'_>,
+    fields: &Fields<'_, '_>,
+    name: &str,
+    host: &HostFacts,
+) -> Cpus {
+    let list = fields.array(report, name);
+    let list = match fields.required(report, name, list) {
         Ok(list) if list.value.is_empty() => Err(report.at(
             list.span,
-            fields.key("cpus"),
+            fields.key(name),
             "empty list; give at least one host CPU",
         )),
         other => other,
@@ -215,7 +262,7 @@ fn read_cpus(report: &mut Report<'_>, fields: &Fields<'_, '_>, host: &HostFacts)
         }
     };
     for (i, element) in list.value.iter().enumerate() {
-        let key = format!("{}[{i}]", fields.key("cpus"));
+        let key = format!("{}[{i}]", fields.key(name));
         match check_cpu(report, &key, element, host, &cpus.accepted) {
             Ok(cpu) => cpus.accepted.push(ListedCpu {
                 cpu: cpu.value,

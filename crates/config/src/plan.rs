@@ -18,7 +18,93 @@ pub struct SystemPlan {
     /// At least one partition, in file order; `partitions[i].index == i`; names are unique;
     /// a high-criticality partition shares none of its host CPUs with any other partition;
     /// the memory of all partitions fits the host (see [`crate::rules::HOST_RESERVE_MIB`]).
+    /// Host CPUs shared by a high-criticality partition and another are declared in
+    /// `schedules` (time windows, or priority with distinct real-time priorities).
     pub partitions: Vec<PartitionPlan>,
+    /// The `[[schedule]]` tables, in file order: each host CPU in at most one.
+    pub schedules: Vec<SchedulePlan>,
+    /// Host CPUs for everything that is not a vCPU (the supervisor, device and watchdog
+    /// threads, bridges): `[system].housekeeping_cpus`, or by default every online CPU that
+    /// no high-criticality partition uses and no schedule divides into windows (if that
+    /// leaves none, every online CPU no high-criticality partition uses; if still none, every
+    /// online CPU). Never empty; never a CPU of a high-criticality partition when declared.
+    pub housekeeping_cpus: Vec<usize>,
+}
+
+/// How the partitions sharing some host CPUs share them (`[[schedule]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SchedulePlan {
+    /// Non-empty, online, no duplicates, in no other schedule.
+    pub cpus: Vec<usize>,
+    pub policy: SchedulePolicy,
+}
+
+/// The scheduling policy of a `[[schedule]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchedulePolicy {
+    /// Fixed priorities: a high-criticality partition's vCPUs (SCHED_FIFO at its
+    /// `rt_priority`) always preempt a low-criticality one's (SCHED_OTHER); high-criticality
+    /// partitions on these CPUs have distinct `rt_priority` values.
+    Priority,
+    /// ARINC 653 time partitioning: the major frame repeats from the system's start, and
+    /// each partition's vCPUs on these CPUs run only inside its windows.
+    TimeWindows(Frame),
+}
+
+/// A major frame and its windows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Frame {
+    /// In [`crate::rules::MAJOR_FRAME_US_RANGE`].
+    pub major_frame_us: u32,
+    /// At least one; sorted by offset; none overlaps another; each ends within the frame and
+    /// lasts at least [`crate::rules::MIN_WINDOW_US`] (and 100 host timer ticks).
+    pub windows: Vec<WindowPlan>,
+}
+
+/// One window of a major frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WindowPlan {
+    /// The partition that runs in it: a partition of the system that uses at least one of
+    /// the schedule's CPUs.
+    pub partition: String,
+    /// Start, from the start of the frame.
+    pub offset_us: u32,
+    pub duration_us: u32,
+}
+
+/// The time windows of one of a partition's host CPUs: its vCPUs on `cpu` run only inside
+/// `windows` of each repetition of the major frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CpuWindows {
+    pub cpu: usize,
+    pub major_frame_us: u32,
+    /// This partition's windows on `cpu` (at least one), as (offset, duration) in µs, sorted.
+    pub windows: Vec<(u32, u32)>,
+}
+
+/// How an idle vCPU waits (`idle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdlePolicy {
+    /// The vCPU thread sleeps in KVM when the guest halts (after KVM's halt-polling, tuned by
+    /// `halt_poll_us`).
+    Halt,
+    /// The vCPU never leaves its host CPU: HLT does not exit to the host where KVM allows it,
+    /// otherwise KVM polls for the whole of a halt. Only on CPUs the partition has to itself.
+    Poll,
+}
+
+impl IdlePolicy {
+    /// The spelling used in the description.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdlePolicy::Halt => "halt",
+            IdlePolicy::Poll => "poll",
+        }
+    }
 }
 
 /// One partition, validated.
@@ -60,6 +146,20 @@ pub struct PartitionPlan {
     pub huge_pages: bool,
     /// The health monitor's settings (`[partition.health]`).
     pub health: HealthPlan,
+    /// How idle vCPUs wait (default halt).
+    pub idle: IdlePolicy,
+    /// KVM halt-polling for this partition's vCPUs, in µs (`idle = "halt"` only), in
+    /// [`crate::rules::HALT_POLL_US_RANGE`]; `None`: KVM's default.
+    pub halt_poll_us: Option<u32>,
+    /// Lock the partition process's memory, guest RAM included, and fault it all in before
+    /// the guest starts (default: true for high criticality).
+    pub lock_memory: bool,
+    /// The windows of each of this partition's time-partitioned host CPUs, by CPU; empty
+    /// when none of its CPUs is time-partitioned.
+    pub windows: Vec<CpuWindows>,
+    /// The system's housekeeping CPUs ([`SystemPlan::housekeeping_cpus`]): where the
+    /// partition process's threads other than vCPUs run.
+    pub housekeeping_cpus: Vec<usize>,
     /// The `[[partition.device]]` tables, in file order: `devices[i].index == i`; at most
     /// [`crate::rules::MAX_DEVICES`]; at most one `rng`, one `console` and one `vsock`.
     /// Empty when the partition declares none.

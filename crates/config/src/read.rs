@@ -101,6 +101,11 @@ impl<'a, 'i> Fields<'a, 'i> {
             .map(|(_, value)| *value)
     }
 
+    /// Span of the value of key `name`, if the table has it.
+    pub(crate) fn span_of(&self, name: &str) -> Option<Range<usize>> {
+        self.get(name).map(|value| value.span())
+    }
+
     /// Reports that required key `name` is absent, at the table's header.
     pub(crate) fn missing(&self, report: &mut Report<'_>, name: &str) -> Reported {
         report.at(self.span(), self.key(name), "required key is missing")

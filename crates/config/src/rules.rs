@@ -58,6 +58,27 @@ pub const DEFAULT_BATCH_US: u32 = 100;
 /// Accepted `batch_us` values of a `block` device: up to 10 ms.
 pub const BATCH_US_RANGE: std::ops::RangeInclusive<u32> = 0..=10_000;
 
+/// Accepted `major_frame_us` values of a time-windows `[[schedule]]`: 1 ms to 10 s.
+pub const MAJOR_FRAME_US_RANGE: std::ops::RangeInclusive<u32> = 1_000..=10_000_000;
+
+/// Shortest time window, in µs: below this the switch itself (a timer interrupt, a signal,
+/// a VM exit and a context switch) would be a large part of the window.
+pub const MIN_WINDOW_US: u32 = 200;
+
+/// A window must last at least this many ticks of the host's timer (its resolution), so the
+/// host can start and end it on time.
+pub const MIN_WINDOW_TIMER_TICKS: u64 = 100;
+
+/// Most windows one major frame may have.
+pub const MAX_WINDOWS: usize = 256;
+
+/// Accepted `halt_poll_us` values: up to 100 ms (KVM takes nanoseconds in 32 bits).
+pub const HALT_POLL_US_RANGE: std::ops::RangeInclusive<u32> = 0..=100_000;
+
+/// A time-partitioned partition's `watchdog_ms` must be at least this many major frames:
+/// between two of its windows a partition cannot kick.
+pub const WATCHDOG_MIN_FRAMES: u64 = 2;
+
 /// Longest host TAP device name: `IFNAMSIZ` (16) minus the terminating NUL
 /// (`include/uapi/linux/if.h`).
 pub const TAP_NAME_MAX_LEN: usize = 15;

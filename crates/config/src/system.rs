@@ -1,9 +1,10 @@
 //! The whole description: the top-level keys, `[system]`, the list of partitions, and the
-//! rules that involve more than one partition (unique names, exclusive CPUs for
-//! high-criticality partitions, total memory). The system-wide rules on devices are in
-//! [`devices`].
+//! rules that involve more than one partition (unique names, total memory). The system-wide
+//! rules on devices are in [`devices`]; the schedules and the rules on sharing host CPUs in
+//! [`schedule`].
 
 mod devices;
+mod schedule;
 
 use std::ops::Range;
 use std::path::Path;
@@ -11,17 +12,17 @@ use std::path::Path;
 use toml::de::{DeTable, DeValue};
 
 use crate::host::HostFacts;
-use crate::partition::{self, Context, Draft, ListedCpu};
-use crate::plan::{Criticality, SystemPlan};
+use crate::partition::{self, Context, Draft};
+use crate::plan::SystemPlan;
 use crate::problem::{Report, Reported};
 use crate::read::{wrong_type, Fields, Located};
 use crate::{files, rules};
 
 /// Keys accepted at the top level.
-const TOP_KEYS: &[&str] = &["system", "partition"];
+const TOP_KEYS: &[&str] = &["system", "partition", "schedule"];
 
 /// Keys accepted in `[system]`.
-const SYSTEM_KEYS: &[&str] = &["name"];
+const SYSTEM_KEYS: &[&str] = &["name", "housekeeping_cpus"];
 
 /// The start of the file, for problems that have no better place.
 const FILE_START: Range<usize> = 0..0;
@@ -34,7 +35,7 @@ pub(crate) fn validate(
     host: &HostFacts,
 ) -> Result<SystemPlan, Reported> {
     let top = Fields::new(report, root, FILE_START, String::new(), TOP_KEYS);
-    let name = read_system(report, &top);
+    let system = read_system(report, &top);
     let context = Context {
         base: files::base_folder(source),
         host,
@@ -42,27 +43,50 @@ pub(crate) fn validate(
     let drafts = read_partitions(report, &top, &context);
 
     let drafts = drafts?;
+    let schedules = schedule::read_all(report, &top, &drafts, host);
     let unique = check_unique_names(report, &drafts);
-    let exclusive = check_exclusive_cpus(report, &drafts);
+    let sharing = match &schedules {
+        Ok(schedules) => schedule::check_sharing(report, &drafts, schedules),
+        Err(reported) => Err(*reported),
+    };
+    let housekeeping = match (&system, &schedules) {
+        (Ok(system), Ok(schedules)) => {
+            schedule::read_housekeeping(report, &system.fields, &drafts, schedules, host)
+        }
+        (Err(reported), _) | (_, Err(reported)) => Err(*reported),
+    };
     let fits = check_total_memory(report, &drafts, host);
     let devices = devices::check(report, &drafts);
-    let partitions = drafts
-        .into_iter()
-        .map(|draft| draft.plan)
-        .collect::<Result<_, _>>();
+    let partitions: Result<Vec<_>, _> = drafts.into_iter().map(|draft| draft.plan).collect();
     unique?;
-    exclusive?;
+    sharing?;
     fits?;
     devices?;
+    let mut partitions = partitions?;
+    let schedules = schedule::plans(schedules?)?;
+    let housekeeping = housekeeping?
+        .unwrap_or_else(|| schedule::default_housekeeping(&partitions, &schedules, host));
+    schedule::fill_partitions(&mut partitions, &schedules, &housekeeping);
     Ok(SystemPlan {
-        name: name?,
+        name: system?.name,
         source: source.to_path_buf(),
-        partitions: partitions?,
+        partitions,
+        schedules,
+        housekeeping_cpus: housekeeping,
     })
 }
 
+/// `[system]` as read: its name, and its keys for the rules that need the partitions.
+struct System<'a, 'i> {
+    name: String,
+    fields: Fields<'a, 'i>,
+}
+
 /// `[system]` and its name.
-fn read_system(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Result<String, Reported> {
+fn read_system<'a, 'i>(
+    report: &mut Report<'_>,
+    top: &Fields<'a, 'i>,
+) -> Result<System<'a, 'i>, Reported> {
     let Some(system) = top.table(report, "system")? else {
         return Err(report.at(FILE_START, "system", "required table [system] is missing"));
     };
@@ -76,7 +100,8 @@ fn read_system(report: &mut Report<'_>, top: &Fields<'_, '_>) -> Result<String, 
     let name = fields
         .string(report, "name")
         .and_then(|name| partition::check_name(report, &fields, name));
-    fields.required(report, "name", name).map(|name| name.value)
+    let name = fields.required(report, "name", name)?.value;
+    Ok(System { name, fields })
 }
 
 /// Every `[[partition]]`, read one by one.
@@ -145,58 +170,6 @@ fn check_unique_names(report: &mut Report<'_>, drafts: &[Draft]) -> Result<(), R
         }
     }
     result
-}
-
-/// A high-criticality partition has its host CPUs to itself. Each shared CPU is reported
-/// once per pair of partitions, at the later partition's list element.
-fn check_exclusive_cpus(report: &mut Report<'_>, drafts: &[Draft]) -> Result<(), Reported> {
-    let mut result = Ok(());
-    for (i, later) in drafts.iter().enumerate() {
-        for earlier in &drafts[..i] {
-            let high = [earlier.criticality, later.criticality].contains(&Some(Criticality::High));
-            if !high {
-                continue;
-            }
-            for listed in &later.cpus {
-                if earlier.cpus.iter().any(|other| other.cpu == listed.cpu) {
-                    result = Err(report_shared_cpu(report, earlier, later, listed));
-                }
-            }
-        }
-    }
-    result
-}
-
-fn report_shared_cpu(
-    report: &mut Report<'_>,
-    earlier: &Draft,
-    later: &Draft,
-    listed: &ListedCpu,
-) -> Reported {
-    let earlier_line = report.line_of(earlier.header.start);
-    report.at(
-        listed.span.clone(),
-        listed.key.clone(),
-        format!(
-            "host CPU {} is shared by {} and {} (line {earlier_line}); a high-criticality \
-             partition must have its host CPUs to itself",
-            listed.cpu,
-            describe(later),
-            describe(earlier),
-        ),
-    )
-}
-
-/// `high-criticality partition "name"` or `partition "name"`, for messages.
-fn describe(draft: &Draft) -> String {
-    let name = draft
-        .name
-        .as_ref()
-        .map_or_else(|| draft.prefix.clone(), |name| format!("{:?}", name.value));
-    match draft.criticality {
-        Some(Criticality::High) => format!("high-criticality partition {name}"),
-        _ => format!("partition {name}"),
-    }
 }
 
 /// The memory of all partitions fits the host, minus [`rules::HOST_RESERVE_MIB`]. Reported

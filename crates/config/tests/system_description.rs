@@ -756,6 +756,7 @@ fn cpu_missing_from_the_online_set_is_refused() {
     let host = HostFacts {
         online_cpus: vec![0, 1, 3],
         memory_total_mib: 4096,
+        timer_resolution_ns: Some(1),
     };
 
     let problems = parse(&fixture.description(), &text, &host)
@@ -808,7 +809,8 @@ fn high_criticality_partition_sharing_a_cpu_is_refused_naming_both() {
             12,
             "partition[1] (\"linux\").cpus[1]",
             "host CPU 1 is shared by partition \"linux\" and high-criticality partition \
-             \"control\" (line 4); a high-criticality partition must have its host CPUs to itself"
+             \"control\" (line 4); a high-criticality partition has its host CPUs to itself unless a \
+             [[schedule]] declares how they are shared (policy \"time_windows\" or \"priority\")"
         )
     );
 }

@@ -13,6 +13,7 @@
 #![deny(unsafe_code)]
 
 mod batch;
+mod clock;
 mod console;
 pub mod events;
 mod exits;
@@ -22,6 +23,8 @@ mod placement;
 mod run;
 mod tap;
 mod virtio;
+mod windows;
 
-pub use placement::{Placement, PlacementError};
-pub use run::{run_partition, PartitionError, StopReason};
+pub use clock::monotonic_ns;
+pub use placement::{restrict_current_thread, Placement, PlacementError};
+pub use run::{run_partition, PartitionError, StopReason, FRAME_EPOCH_ENV};

@@ -89,6 +89,40 @@ pub fn place_current_thread(cpu: usize, fifo_priority: Option<u8>) -> Placement 
     placement
 }
 
+/// Restricts the calling thread (and the threads it starts later) to `cpus`: where the
+/// housekeeping threads of a partition run. An empty list or a refusal leaves it as it was.
+pub fn restrict_current_thread(cpus: &[usize]) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
+        // SAFETY: CPU_SET writes one bit inside `set`; `cpu` is below CPU_SETSIZE.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    if cpus.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the size passed.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Locks every page of this process in RAM, now and from now on (`mlockall(MCL_CURRENT |
+/// MCL_FUTURE)`), faulting in what is not yet resident (guest RAM included): a
+/// high-criticality partition then takes no page faults in its monitor or its guest memory.
+pub fn lock_all_memory() -> std::io::Result<()> {
+    // SAFETY: mlockall takes flags only and touches no memory of ours.
+    let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Asks the kernel to SIGKILL this process when its parent (the supervisor) dies, so no
 /// partition outlives the run that started it.
 pub fn die_with_parent() {

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bulkhead_config::plan::{Criticality, PartitionPlan};
+use bulkhead_config::IdlePolicy;
 use bulkhead_devices::legacy::{
     PowerController, Uart, COM1_BASE, COM1_GSI, POWER_PORT_BASE, RESET_OFFSET, RESET_VALUE,
     S5_SLEEP_TYPE, SLEEP_CONTROL_OFFSET, SLEEP_STATUS_OFFSET,
@@ -12,15 +13,38 @@ use bulkhead_devices::legacy::{
 use bulkhead_devices::pvcall::{PvCallHandler, PvIdentity, PvVcpuState};
 use bulkhead_devices::RateLimitedLog;
 use bulkhead_vmm::x86_64::acpi::AcpiPlatform;
-use bulkhead_vmm::{create_guest_memory, load_guest, GuestImage, Vcpu, VcpuExit, Vm};
+use bulkhead_vmm::{
+    create_guest_memory, install_kick_signal, load_guest, GuestImage, HaltMode, Vcpu, VcpuExit, Vm,
+};
 use vmm_sys_util::eventfd::EventFd;
 
+use crate::clock;
 use crate::console::Console;
 use crate::events::EventLog;
 use crate::exits::{Devices, Next, VcpuCtx};
 use crate::health::{Health, HealthStop};
-use crate::placement::{die_with_parent, place_current_thread};
+use crate::placement::{
+    die_with_parent, lock_all_memory, place_current_thread, restrict_current_thread,
+};
 use crate::virtio::{self, VirtioDevices};
+use crate::windows::{Schedule, WindowGate, WindowStats};
+
+/// The environment variable in which the supervisor passes the start of the first major
+/// frame (`CLOCK_MONOTONIC` ns): every partition process of a system counts its windows from
+/// it, restarted ones too. Without it a partition counts from its own start.
+pub const FRAME_EPOCH_ENV: &str = "BULKHEAD_FRAME_EPOCH_NS";
+
+/// The longest halt-polling KVM is asked for when HLT exits cannot be disabled for
+/// `idle = "poll"`: KVM then grows each vCPU's polling up to this before it sleeps.
+const POLL_FALLBACK_NS: u32 = 1_000_000_000;
+
+/// How often a time-partitioned vCPU reports its window statistics (from outside its windows).
+const WINDOW_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// The signal that kicks a vCPU out of the guest (the end of a time window).
+fn kick_signal() -> i32 {
+    libc::SIGRTMIN()
+}
 
 /// Why a partition stopped. The partition process exits with [`StopReason::exit_code`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,8 +119,20 @@ pub fn run_partition(
 ) -> Result<StopReason, PartitionError> {
     die_with_parent();
     let started = Instant::now();
+    let epoch_ns = std::env::var(FRAME_EPOCH_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(clock::monotonic_ns);
+    // Every thread but the vCPUs (which pin themselves) stays on the housekeeping CPUs.
+    if let Err(e) = restrict_current_thread(&plan.housekeeping_cpus) {
+        log(&format!(
+            "warning: cannot keep the monitor's threads on housekeeping CPUs {:?}: {e}",
+            plan.housekeeping_cpus
+        ));
+    }
     let memory = create_guest_memory(plan.memory_mib, plan.huge_pages)?;
     let vm = Vm::new(memory)?;
+    set_idle_policy(plan, &vm, log);
     let console = Console::stdout();
 
     let uart_irq = EventFd::new(libc::EFD_NONBLOCK).map_err(PartitionError::EventFd)?;
@@ -131,6 +167,21 @@ pub fn run_partition(
         plan.memory_mib,
         vcpus
     ));
+
+    if plan.lock_memory {
+        match lock_all_memory() {
+            Ok(()) => log(&format!(
+                "memory locked: {} MiB of guest RAM faulted in, no page faults from now on",
+                plan.memory_mib
+            )),
+            Err(e) => log(&format!(
+                "warning: cannot lock the partition's memory ({e}); it may take page faults                  (needs CAP_IPC_LOCK or a larger RLIMIT_MEMLOCK, see docs/host-setup.md)"
+            )),
+        }
+    }
+    if !plan.windows.is_empty() {
+        install_kick_signal(kick_signal()).map_err(|e| PartitionError::Vcpu(0, e))?;
+    }
 
     let mut vcpu_list = Vec::new();
     for index in 0..vcpus {
@@ -169,19 +220,50 @@ pub fn run_partition(
         })
         .map_err(PartitionError::Thread)?;
     let fifo = (plan.criticality == Criticality::High).then_some(plan.rt_priority);
+    let window_stats: Mutex<Vec<WindowReport>> = Mutex::default();
     std::thread::scope(|scope| -> Result<StopReason, PartitionError> {
-        for vcpu in vcpu_list {
+        for mut vcpu in vcpu_list {
             let host_cpu = plan.host_cpu_for_vcpu(u32::from(vcpu.index()));
             let (devices, vm, stop_tx) = (Arc::clone(&devices), Arc::clone(&vm), stop_tx.clone());
+            let window_stats = &window_stats;
             std::thread::Builder::new()
                 .name(format!("vcpu{}", vcpu.index()))
                 .spawn_scoped(scope, move || {
+                    let index = vcpu.index();
                     let placement = place_current_thread(host_cpu, fifo);
-                    log(&format!("vCPU {} placed on {placement}", vcpu.index()));
+                    log(&format!("vCPU {index} placed on {placement}"));
                     for refused in &placement.refused {
-                        log(&format!("warning: vCPU {}: {refused}", vcpu.index()));
+                        log(&format!("warning: vCPU {index}: {refused}"));
                     }
-                    let outcome = run_vcpu(vcpu, &vm, &devices);
+                    let gate = match window_gate(plan, host_cpu, epoch_ns) {
+                        Some(Ok(gate)) => {
+                            vcpu.enable_kicks();
+                            let frame = plan
+                                .windows
+                                .iter()
+                                .find(|w| w.cpu == host_cpu)
+                                .map_or(0, |w| w.major_frame_us);
+                            log(&format!(
+                                "vCPU {index} runs only in its time windows on host CPU {host_cpu} (major frame {frame} µs)"
+                            ));
+                            window_stats
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(WindowReport {
+                                    vcpu: index,
+                                    cpu: host_cpu,
+                                    frame_us: frame,
+                                    stats: gate.stats(),
+                                });
+                            Some((gate, frame))
+                        }
+                        Some(Err(e)) => {
+                            let _ = stop_tx.send(Err(PartitionError::Thread(e)));
+                            return;
+                        }
+                        None => None,
+                    };
+                    let outcome = run_vcpu(vcpu, &vm, &devices, gate, host_cpu, log);
                     let _ = stop_tx.send(outcome);
                 })
                 .map_err(PartitionError::Thread)?;
@@ -196,6 +278,14 @@ pub fn run_partition(
                 log(&format!("stopping: {reason}"));
                 for line in devices.virtio.metrics_summary() {
                     log(&format!("counters: {line}"));
+                }
+                for report in window_stats
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                {
+                    let stats = report.stats.lock().unwrap_or_else(|e| e.into_inner());
+                    log(&stats.line(report.vcpu, report.cpu, report.frame_us));
                 }
                 reason.exit_code()
             }
@@ -220,14 +310,89 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn run_vcpu(mut vcpu: Vcpu, vm: &Vm, devices: &Devices) -> Result<StopReason, PartitionError> {
+/// The window statistics of one time-partitioned vCPU, for the report when the partition
+/// stops.
+struct WindowReport {
+    vcpu: u8,
+    cpu: usize,
+    frame_us: u32,
+    stats: Arc<Mutex<WindowStats>>,
+}
+
+/// How the partition's vCPUs idle (`idle`, `halt_poll_us`); set before any vCPU exists.
+fn set_idle_policy(plan: &PartitionPlan, vm: &Vm, log: &(dyn Fn(&str) + Sync)) {
+    match (plan.idle, plan.halt_poll_us) {
+        (IdlePolicy::Poll, _) => match vm.set_halt_mode(HaltMode::NoExit) {
+            Ok(()) => {
+                log("idle poll: HLT and PAUSE run in the guest, the vCPUs never leave their CPUs")
+            }
+            Err(e) => {
+                let fallback = vm.set_halt_mode(HaltMode::Poll {
+                    ns: POLL_FALLBACK_NS,
+                });
+                log(&format!(
+                    "warning: idle poll: {}; {}",
+                    error_chain(&e),
+                    match fallback {
+                        Ok(()) => "KVM halt-polls up to 1 s instead".to_string(),
+                        Err(e) =>
+                            format!("halt-polling cannot be raised either ({})", error_chain(&e)),
+                    }
+                ));
+            }
+        },
+        (IdlePolicy::Halt, Some(us)) => {
+            if let Err(e) = vm.set_halt_mode(HaltMode::Poll { ns: us * 1000 }) {
+                log(&format!(
+                    "warning: halt_poll_us = {us} not applied: {}",
+                    error_chain(&e)
+                ));
+            }
+        }
+        (IdlePolicy::Halt, None) => {}
+    }
+}
+
+/// The window gate of the vCPU on `host_cpu`, if that CPU is time-partitioned for `plan`.
+fn window_gate(
+    plan: &PartitionPlan,
+    host_cpu: usize,
+    epoch_ns: u64,
+) -> Option<std::io::Result<WindowGate>> {
+    let windows = plan.windows.iter().find(|w| w.cpu == host_cpu)?;
+    Some(WindowGate::for_current_thread(
+        Schedule::new(windows, epoch_ns),
+        kick_signal(),
+    ))
+}
+
+fn run_vcpu(
+    mut vcpu: Vcpu,
+    vm: &Vm,
+    devices: &Devices,
+    mut gate: Option<(WindowGate, u32)>,
+    host_cpu: usize,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<StopReason, PartitionError> {
     let index = vcpu.index();
     let mut ctx = VcpuCtx {
         index,
         pv_state: PvVcpuState::default(),
         mem: vm.memory(),
     };
+    let mut last_report = Instant::now();
+    let stats = gate.as_ref().map(|(gate, _)| gate.stats());
     loop {
+        if let (Some((gate, frame)), Some(stats)) = (gate.as_mut(), stats.as_ref()) {
+            vcpu.clear_kick();
+            gate.admit(|| {
+                if last_report.elapsed() >= WINDOW_REPORT_EVERY {
+                    last_report = Instant::now();
+                    let stats = stats.lock().unwrap_or_else(|e| e.into_inner());
+                    log(&stats.line(index, host_cpu, *frame));
+                }
+            });
+        }
         let next = match vcpu.run().map_err(|e| PartitionError::Vcpu(index, e))? {
             VcpuExit::IoIn(port, data) => {
                 devices.io_in(port, data);

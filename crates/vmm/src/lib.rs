@@ -16,6 +16,6 @@ mod vm;
 pub mod x86_64;
 
 pub use memory::{create_guest_memory, GuestMemory, MemoryError};
-pub use vcpu::{Vcpu, VcpuError, VcpuExit};
-pub use vm::{Vm, VmError};
+pub use vcpu::{install_kick_signal, Vcpu, VcpuError, VcpuExit};
+pub use vm::{HaltMode, Vm, VmError};
 pub use x86_64::loader::{load_guest, BootProtocol, BootSetup, GuestImage, LoadError};

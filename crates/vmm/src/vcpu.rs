@@ -1,8 +1,18 @@
 //! One virtual CPU: its initial state and its run loop step. [`Vcpu::run`] enters the guest
 //! once and returns why it stopped, as a [`VcpuExit`] that names no KVM type, for the
 //! partition's exit dispatcher.
+//!
+//! Kicks: a thread can be made to leave the guest by sending its vCPU thread the signal given
+//! to [`install_kick_signal`], once that thread called [`Vcpu::enable_kicks`]. The handler
+//! sets the vCPU's `immediate_exit`, so a kick that lands between the caller's last check
+//! and the next `KVM_RUN` still makes that `KVM_RUN` return at once ([`VcpuExit::Interrupted`])
+//! instead of being lost; [`Vcpu::run`] clears it again when `KVM_RUN` returns.
 
-use kvm_bindings::{KVM_MAX_CPUID_ENTRIES, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
+use std::cell::Cell;
+
+use kvm_bindings::{
+    kvm_run, KVM_MAX_CPUID_ENTRIES, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
+};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 
 use crate::x86_64::cpu;
@@ -23,6 +33,47 @@ pub enum VcpuError {
     /// KVM_RUN failed.
     #[error("KVM_RUN failed")]
     Run(#[source] kvm_ioctls::Error),
+    /// The kick signal's handler could not be installed.
+    #[error("cannot install the handler of signal {0}")]
+    KickSignal(i32, #[source] std::io::Error),
+}
+
+thread_local! {
+    /// The `kvm_run` of the vCPU this thread runs, for the kick signal's handler; null until
+    /// [`Vcpu::enable_kicks`].
+    static KICK_RUN: Cell<*mut kvm_run> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+extern "C" fn kick_handler(_signal: libc::c_int) {
+    // Async-signal-safe: a const-initialised thread-local read and one volatile byte store.
+    let run = KICK_RUN.with(Cell::get);
+    if !run.is_null() {
+        // SAFETY: `run` is this thread's vCPU's `kvm_run` mapping, set by `enable_kicks` on
+        // this thread and valid while the `Vcpu` lives; the `Vcpu` is dropped only after its
+        // thread stops taking kicks (`Drop` clears the pointer on the same thread).
+        unsafe { std::ptr::addr_of_mut!((*run).immediate_exit).write_volatile(1) };
+    }
+}
+
+/// Makes `signal` the vCPU kick: its handler sets the receiving thread's vCPU's
+/// `immediate_exit` (see the module docs). Process-wide; call once before any kick.
+pub fn install_kick_signal(signal: i32) -> Result<(), VcpuError> {
+    // SAFETY: sigaction with a zeroed mask and a handler that is async-signal-safe; SA_RESTART
+    // is left out so that KVM_RUN and sleeps see EINTR.
+    let rc = unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = kick_handler as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(signal, &action, std::ptr::null_mut())
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(VcpuError::KickSignal(
+            signal,
+            std::io::Error::last_os_error(),
+        ))
+    }
 }
 
 /// Why the guest stopped running, in terms the partition layer dispatches on.
@@ -59,6 +110,18 @@ pub enum VcpuExit<'a> {
 pub struct Vcpu {
     fd: VcpuFd,
     index: u8,
+}
+
+impl Drop for Vcpu {
+    fn drop(&mut self) {
+        let run: *mut kvm_run = self.fd.get_kvm_run();
+        // Only the thread that enabled kicks for this vCPU holds its pointer.
+        KICK_RUN.with(|cell| {
+            if cell.get() == run {
+                cell.set(std::ptr::null_mut());
+            }
+        });
+    }
 }
 
 impl Vcpu {
@@ -117,6 +180,19 @@ impl Vcpu {
         // SAFETY: the exit reason is KVM_EXIT_INTERNAL_ERROR, so `internal` is the active
         // member of the kvm_run exit union.
         unsafe { run.__bindgen_anon_1.internal.suberror }
+    }
+
+    /// Lets the kick signal reach this vCPU; call on the thread that runs it.
+    pub fn enable_kicks(&mut self) {
+        let run: *mut kvm_run = self.fd.get_kvm_run();
+        KICK_RUN.with(|cell| cell.set(run));
+    }
+
+    /// Forgets a kick already taken: clears `immediate_exit`. The caller then checks why it
+    /// would be kicked (e.g. the end of a time window) before the next [`Vcpu::run`]; a kick
+    /// after this call makes that run return at once.
+    pub fn clear_kick(&mut self) {
+        self.fd.set_kvm_immediate_exit(0);
     }
 
     /// Enters the guest until the next exit.

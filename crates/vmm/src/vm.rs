@@ -44,6 +44,20 @@ pub enum VmError {
     /// A required KVM capability is missing.
     #[error("KVM lacks the capability {0}")]
     MissingCapability(&'static str),
+    /// KVM_ENABLE_CAP failed.
+    #[error("cannot enable {0}")]
+    EnableCap(&'static str, #[source] kvm_ioctls::Error),
+}
+
+/// How the vCPUs of a VM wait when their guest halts (before any vCPU is created).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HaltMode {
+    /// HLT (and PAUSE) run in the guest without exiting to KVM: the vCPU never leaves its
+    /// host CPU (`KVM_CAP_X86_DISABLE_EXITS`).
+    NoExit,
+    /// KVM polls for a wake-up this long before it puts the vCPU thread to sleep
+    /// (`KVM_CAP_HALT_POLL`).
+    Poll { ns: u32 },
 }
 
 /// The VM.
@@ -118,6 +132,44 @@ impl Vm {
         self.fd
             .register_ioevent(evt, &kvm_ioctls::IoEventAddress::Mmio(addr), value)
             .map_err(|e| VmError::RegisterIoevent(addr, e))
+    }
+
+    /// Sets how the vCPUs wait on a guest halt; must be called before the first vCPU is
+    /// created. Fails when KVM does not offer it (e.g. HLT exits cannot be disabled on every
+    /// KVM; halt-polling per VM needs Linux 5.14).
+    pub fn set_halt_mode(&self, mode: HaltMode) -> Result<(), VmError> {
+        let (cap, name, arg) = match mode {
+            HaltMode::NoExit => (
+                kvm_bindings::KVM_CAP_X86_DISABLE_EXITS,
+                "KVM_CAP_X86_DISABLE_EXITS",
+                u64::from(
+                    kvm_bindings::KVM_X86_DISABLE_EXITS_HLT
+                        | kvm_bindings::KVM_X86_DISABLE_EXITS_PAUSE,
+                ),
+            ),
+            HaltMode::Poll { ns } => (
+                kvm_bindings::KVM_CAP_HALT_POLL,
+                "KVM_CAP_HALT_POLL",
+                u64::from(ns),
+            ),
+        };
+        let supported = self.kvm.check_extension_raw(u64::from(cap));
+        let wanted = if cap == kvm_bindings::KVM_CAP_X86_DISABLE_EXITS {
+            (supported as u64 & arg) == arg
+        } else {
+            supported > 0
+        };
+        if !wanted {
+            return Err(VmError::MissingCapability(name));
+        }
+        let mut enable = kvm_bindings::kvm_enable_cap {
+            cap,
+            ..Default::default()
+        };
+        enable.args[0] = arg;
+        self.fd
+            .enable_cap(&enable)
+            .map_err(|e| VmError::EnableCap(name, e))
     }
 
     /// Creates and configures vCPU `index` of `count`. The boot vCPU (index 0) gets the entry

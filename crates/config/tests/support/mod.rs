@@ -51,6 +51,7 @@ pub fn host() -> HostFacts {
     HostFacts {
         online_cpus: vec![0, 1, 2, 3],
         memory_total_mib: 4096,
+        timer_resolution_ns: Some(1),
     }
 }
 
