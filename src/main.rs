@@ -24,6 +24,13 @@ const USAGE: &str = "usage:
 /// Exit code for a refused description or bad usage.
 const EXIT_REFUSED: u8 = 2;
 
+/// What the host lacks to shield the system's real-time CPUs (`bulkhead_partition::shield`).
+fn host_warnings(plan: &SystemPlan) -> Vec<String> {
+    use bulkhead_partition::shield;
+    let cpus: Vec<usize> = shield::realtime_cpus(plan).into_iter().collect();
+    shield::warnings(plan, &shield::HostState::read(&cpus))
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -36,12 +43,20 @@ fn main() -> ExitCode {
                     plan.partitions.len(),
                     plan.partitions.iter().map(|p| p.memory_mib).sum::<u64>()
                 );
+                for warning in host_warnings(&plan) {
+                    eprintln!("{file}: warning: {warning}");
+                }
                 ExitCode::SUCCESS
             }
             Err(code) => code,
         },
         ["run", file] => match validate(Path::new(file)) {
-            Ok(plan) => ExitCode::from(supervisor::run(&plan, Path::new(file))),
+            Ok(plan) => {
+                for warning in host_warnings(&plan) {
+                    eprintln!("[bulkhead] warning: {warning}");
+                }
+                ExitCode::from(supervisor::run(&plan, Path::new(file)))
+            }
             Err(code) => code,
         },
         ["events", file] => match validate(Path::new(file)) {

@@ -21,6 +21,7 @@ mod health;
 mod link;
 mod placement;
 mod run;
+pub mod shield;
 mod tap;
 mod virtio;
 mod windows;
