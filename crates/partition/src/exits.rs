@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bulkhead_devices::legacy::{
-    PowerController, PowerEvent, Uart, COM1_BASE, I8042_COMMAND_PORT, POWER_PORT_BASE,
-    POWER_PORT_LEN, UART_PORT_LEN,
+    health_read, health_write, HealthSignal, PowerController, PowerEvent, Uart, COM1_BASE,
+    I8042_COMMAND_PORT, POWER_PORT_BASE, POWER_PORT_LEN, UART_PORT_LEN,
 };
 use bulkhead_devices::pvcall::{PvCallHandler, PvOutcome, PvPlatform, PvVcpuState};
 use bulkhead_devices::RateLimitedLog;
@@ -87,7 +87,7 @@ impl Devices {
             p if (POWER_PORT_BASE..POWER_PORT_BASE + POWER_PORT_LEN).contains(&p) => {
                 self.power.read(p - POWER_PORT_BASE)
             }
-            _ => 0xff,
+            p => health_read(p).unwrap_or(0xff),
         };
         data.fill(0xff);
         if let Some(first) = data.first_mut() {
@@ -100,6 +100,20 @@ impl Devices {
         let byte = data.first().copied().unwrap_or(0);
         if self.trace_io && !(COM1_BASE..COM1_BASE + UART_PORT_LEN).contains(&port) {
             eprintln!("trace: vCPU {} out {port:#x} <- {data:02x?}", vcpu.index);
+        }
+        if let Some(signal) = health_write(port, byte) {
+            return match signal {
+                HealthSignal::WatchdogKick => {
+                    self.health.kick();
+                    Next::Continue
+                }
+                // A partition cannot turn its own supervision off.
+                HealthSignal::WatchdogStop => Next::Continue,
+                HealthSignal::Panic(event) => self
+                    .health
+                    .panicked(u64::from(event))
+                    .map_or(Next::Continue, Next::Health),
+            };
         }
         match port {
             p if (COM1_BASE..COM1_BASE + UART_PORT_LEN).contains(&p) => {

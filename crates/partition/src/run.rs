@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use bulkhead_config::plan::{Criticality, PartitionPlan};
 use bulkhead_config::IdlePolicy;
 use bulkhead_devices::legacy::{
-    PowerController, Uart, COM1_BASE, COM1_GSI, POWER_PORT_BASE, RESET_OFFSET, RESET_VALUE,
-    S5_SLEEP_TYPE, SLEEP_CONTROL_OFFSET, SLEEP_STATUS_OFFSET,
+    PowerController, Uart, COM1_BASE, COM1_GSI, POWER_PORT_BASE, PVPANIC_PORT, RESET_OFFSET,
+    RESET_VALUE, S5_SLEEP_TYPE, SLEEP_CONTROL_OFFSET, SLEEP_STATUS_OFFSET,
 };
 use bulkhead_devices::pvcall::{PvCallHandler, PvIdentity, PvVcpuState};
 use bulkhead_devices::RateLimitedLog;
@@ -147,6 +147,7 @@ pub fn run_partition(
         s5_sleep_type: S5_SLEEP_TYPE,
         com1: (COM1_BASE, COM1_GSI),
         virtio_mmio: virtio::acpi_entries(plan),
+        pvpanic_port: Some(PVPANIC_PORT),
     };
     let virtio = VirtioDevices::build(plan, &vm, &console)?;
     for line in virtio.describe() {

@@ -1,10 +1,11 @@
 //! ACPI tables describing the partition's platform to the guest (ACPI 6.4): a hardware-reduced
 //! FADT with the sleep-control and reset registers of the power controller, a MADT with one
-//! local APIC per vCPU and KVM's IOAPIC, and a DSDT with `\_S5` and the COM1 UART.
+//! local APIC per vCPU and KVM's IOAPIC, and a DSDT with `\_S5`, the COM1 UART, the virtio-mmio
+//! devices and the pvpanic device.
 //!
 //! Stock Debian kernels find the RSDP at [`ACPI_START`] (where they scan for it, and through
-//! `boot_params.acpi_rsdp_addr` or the PVH `rsdp_paddr`). Later issues add virtio-mmio devices
-//! (`_HID` `LNRO0005`) to the DSDT.
+//! `boot_params.acpi_rsdp_addr` or the PVH `rsdp_paddr`). virtio-mmio devices are `_HID`
+//! `LNRO0005`, the pvpanic device `QEMU0001`.
 
 use acpi_tables::{aml, fadt, gas, rsdp::Rsdp, sdt::Sdt, xsdt::XSDT, Aml};
 use vm_memory::{Bytes, GuestAddress};
@@ -35,6 +36,8 @@ pub struct AcpiPlatform {
     pub com1: (u16, u32),
     /// virtio-mmio devices: (register window base, window size, GSI).
     pub virtio_mmio: Vec<(u64, u64, u32)>,
+    /// The pvpanic device's I/O port (`_HID` `QEMU0001`), if the partition has one.
+    pub pvpanic_port: Option<u16>,
 }
 
 /// Errors writing ACPI tables.
@@ -174,13 +177,29 @@ fn dsdt(p: &AcpiPlatform) -> Sdt {
         .enumerate()
         .map(|(i, d)| VirtioMmioAml::new(i, *d))
         .collect();
+    let pvpanic = p.pvpanic_port.map(PvPanicAml);
     let mut devices: Vec<&dyn Aml> = vec![&com1];
     devices.extend(virtio.iter().map(|d| d as &dyn Aml));
+    devices.extend(pvpanic.as_ref().map(|d| d as &dyn Aml));
     aml::Scope::new("_SB_".into(), devices).to_aml_bytes(&mut body);
     let mut dsdt = Sdt::new(*b"DSDT", 36, 6, OEM_ID, OEM_TABLE_ID, OEM_REVISION);
     dsdt.append_slice(&body);
     dsdt.update_checksum();
     dsdt
+}
+
+/// The pvpanic device as Linux's `pvpanic-mmio` driver finds it: `_HID` `QEMU0001` with one
+/// I/O port (QEMU's `docs/specs/pvpanic.rst`).
+struct PvPanicAml(u16);
+
+impl Aml for PvPanicAml {
+    fn to_aml_bytes(&self, sink: &mut dyn acpi_tables::AmlSink) {
+        let io = aml::IO::new(self.0, self.0, 1, 1);
+        let crs = aml::ResourceTemplate::new(vec![&io]);
+        let hid = aml::Name::new("_HID".into(), &"QEMU0001");
+        let crs = aml::Name::new("_CRS".into(), &crs);
+        aml::Device::new("PEVT".into(), vec![&hid, &crs]).to_aml_bytes(sink);
+    }
 }
 
 /// A virtio-mmio device as Linux's `virtio_mmio` driver finds it through ACPI: `_HID`
@@ -231,6 +250,7 @@ mod tests {
             s5_sleep_type: 5,
             com1: (0x3f8, 4),
             virtio_mmio: vec![(0xd000_0000, 0x1000, 5), (0xd000_1000, 0x1000, 6)],
+            pvpanic_port: Some(0x505),
         }
     }
 
@@ -273,10 +293,11 @@ mod tests {
     }
 
     #[test]
-    fn dsdt_declares_s5_com1_and_virtio_mmio_devices() {
+    fn dsdt_declares_s5_com1_virtio_mmio_and_pvpanic_devices() {
         let dsdt = dsdt(&platform());
         let bytes = dsdt.as_slice();
 
+        assert!(bytes.windows(8).any(|w| w == b"QEMU0001"));
         assert!(bytes.windows(4).any(|w| w == b"_S5_"));
         assert!(bytes.windows(4).any(|w| w == b"COM1"));
         assert!(bytes.windows(8).any(|w| w == b"LNRO0005"));
