@@ -39,6 +39,10 @@ use std::path::Path;
 
 pub use host::HostFacts;
 pub use plan::{
+    AlertAction, BridgePlan, BridgePortKind, BridgePortPlan, Cidr, Endpoint, IdsPlan, RatePlan,
+    RuleAction, RulePlan, UplinkPlan,
+};
+pub use plan::{
     BlockPlan, CpuWindows, Criticality, DeviceKind, DevicePlan, Frame, HealthAction, HealthPlan,
     IdlePolicy, KernelFormat, NetBackend, NetPlan, OnReset, PartitionPlan, RngPlan, SchedulePlan,
     SchedulePolicy, SystemPlan, VsockPlan, VsockPort, WindowPlan,

@@ -29,6 +29,176 @@ pub struct SystemPlan {
     /// leaves none, every online CPU no high-criticality partition uses; if still none, every
     /// online CPU). Never empty; never a CPU of a high-criticality partition when declared.
     pub housekeeping_cpus: Vec<usize>,
+    /// The `[[bridge]]` tables, in file order; names unique. Every net device with
+    /// `bridge = NAME` is a port of the bridge of that name.
+    pub bridges: Vec<BridgePlan>,
+}
+
+/// A network bridge: a host process of its own that switches frames between its ports
+/// (partitions' net devices, external vhost-user frontends, encrypted uplinks) through a
+/// policy pipeline. Frames between ports pass only if a rule allows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BridgePlan {
+    /// Valid by [`crate::rules::is_valid_name`], unique among bridges.
+    pub name: String,
+    /// Host CPUs of the bridge process's threads: online, none of a high-criticality partition
+    /// nor time-partitioned; default the housekeeping CPUs.
+    pub cpus: Vec<usize>,
+    /// SCHED_FIFO priority of the bridge's threads (1..=99); `None`: SCHED_OTHER.
+    pub rt_priority: Option<u8>,
+    /// The ports, partitions' first (in partition order), then external ones in file order;
+    /// names unique within the bridge; MACs unique in the system. At least one.
+    pub ports: Vec<BridgePortPlan>,
+    /// Firewall rules in file order; the first that matches a frame decides. A frame between
+    /// two ports (or a port and an uplink) that no rule allows is dropped.
+    pub rules: Vec<RulePlan>,
+    /// Intrusion detection: thresholds and what each alert class does.
+    pub ids: IdsPlan,
+    /// Encrypted UDP tunnels to other bulkhead hosts' bridges, in file order; names unique
+    /// within the bridge and distinct from its ports' names.
+    pub uplinks: Vec<UplinkPlan>,
+}
+
+/// One port of a bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BridgePortPlan {
+    /// The port's name: the partition's name, or the external port's `name`.
+    pub name: String,
+    pub kind: BridgePortKind,
+    /// The only source MAC the port may send from (the net device's `mac`, or the external
+    /// port's): frames from another are spoofed.
+    pub mac: [u8; 6],
+    /// Source addresses the port may send from (`ips`); empty: IP sources are not checked.
+    pub ips: Vec<Cidr>,
+    /// Access VLAN (1..=4094): the port's frames are switched only to ports of the same VLAN
+    /// (and carried tagged over uplinks); `None`: the untagged LAN.
+    pub vlan: Option<u16>,
+    /// Limits on what the port may send; `None`: unlimited.
+    pub rate: Option<RatePlan>,
+}
+
+/// What stands behind a bridge port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BridgePortKind {
+    /// The net device of partition `partition` (its index in [`SystemPlan::partitions`]) with
+    /// `bridge = NAME`; its vhost-user socket is `bridge-<bridge>-<partition>.sock` in the run
+    /// directory.
+    Partition { partition: usize },
+    /// Any vhost-user frontend (e.g. QEMU's `-netdev vhost-user`) that connects to `socket`
+    /// (absolute; its folder existed when validated; unique in the system).
+    External { socket: PathBuf },
+}
+
+/// Token buckets on what a port sends (ARINC-style "rate limiting" of a channel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RatePlan {
+    /// Sustained bytes per second (frame lengths without the virtio header); `None`: no byte
+    /// limit.
+    pub bytes_per_s: Option<u64>,
+    /// Bucket size in bytes (at least one maximum frame).
+    pub burst_bytes: u64,
+    /// Sustained frames per second; `None`: no frame limit.
+    pub packets_per_s: Option<u64>,
+    /// Bucket size in frames (at least 1).
+    pub burst_packets: u64,
+}
+
+/// An IPv4 or IPv6 prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: std::net::IpAddr,
+    /// Prefix length: 0..=32 for IPv4, 0..=128 for IPv6; the host bits of `addr` are zero.
+    pub prefix: u8,
+}
+
+/// One firewall rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RulePlan {
+    /// Where the frame comes from: a port or uplink of the bridge, or any.
+    pub from: Endpoint,
+    /// Where it goes.
+    pub to: Endpoint,
+    /// The rule also matches the reverse direction, with sources and destinations (addresses
+    /// and ports) swapped: replies to allowed traffic pass. Default true.
+    pub both_ways: bool,
+    /// EtherType (after any VLAN tag); `None`: any. Given `protocol` or ports it is IPv4 or
+    /// IPv6.
+    pub ethertype: Option<u16>,
+    /// IP protocol number (`icmp` 1, `tcp` 6, `udp` 17, `icmpv6` 58); `None`: any.
+    pub protocol: Option<u8>,
+    pub src: Option<Cidr>,
+    pub dst: Option<Cidr>,
+    /// Inclusive port ranges; only with protocol tcp or udp.
+    pub src_ports: Option<(u16, u16)>,
+    pub dst_ports: Option<(u16, u16)>,
+    pub action: RuleAction,
+}
+
+/// A rule's end: a port or uplink (index into [`BridgePlan::ports`], then into
+/// [`BridgePlan::uplinks`]), or any of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Any,
+    Port(usize),
+    Uplink(usize),
+}
+
+/// What a matching rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAction {
+    Allow,
+    Deny,
+}
+
+/// Intrusion detection of a bridge, per port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IdsPlan {
+    /// A port sending more frames than this in one second raises a flood alert; `None`: no
+    /// flood detection.
+    pub flood_pps: Option<u32>,
+    /// A port reaching this many distinct (destination address, destination port) pairs
+    /// within `scan_window_ms` raises a scan alert; `None`: no scan detection.
+    pub scan_ports: Option<u32>,
+    pub scan_window_ms: u32,
+    /// A frame whose source MAC (or source IP, when the port has `ips`) is not the port's.
+    pub on_spoof: AlertAction,
+    /// A frame too short for its headers, or with inconsistent lengths.
+    pub on_malformed: AlertAction,
+    pub on_flood: AlertAction,
+    pub on_scan: AlertAction,
+}
+
+/// What an alert does, besides being counted and recorded in the event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertAction {
+    /// Record it; the frame goes on through the pipeline.
+    Log,
+    /// Drop the frame.
+    Drop,
+    /// Drop the frame and every later frame from the port until its frontend reconnects (the
+    /// partition restarts) or the bridge restarts.
+    Quarantine,
+}
+
+/// An encrypted uplink: frames switched to it are sent, sealed with ChaCha20-Poly1305, in UDP
+/// datagrams to the bridge of another bulkhead host, which does the same back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UplinkPlan {
+    /// Valid by [`crate::rules::is_valid_name`]; unique among the bridge's ports and uplinks.
+    pub name: String,
+    /// The local UDP address to bind.
+    pub local: std::net::SocketAddr,
+    /// The peer bridge's UDP address.
+    pub peer: std::net::SocketAddr,
+    /// Absolute path of the 32-byte key shared with the peer (64 hexadecimal digits, or 32
+    /// raw bytes); readable, neither group- nor world-accessible, when validated.
+    pub key: PathBuf,
 }
 
 /// How the partitions sharing some host CPUs share them (`[[schedule]]`).
@@ -244,6 +414,9 @@ pub enum NetBackend {
     /// A direct link to another partition of the system, which has exactly one net device
     /// linked back to this partition; this partition has exactly one linked to it.
     Link { partition: String },
+    /// A port of the system's bridge named `bridge` (a vhost-user connection to it); at most
+    /// one net device of a partition per bridge.
+    Bridge { bridge: String },
 }
 
 /// A virtio-vsock device.

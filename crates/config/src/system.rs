@@ -73,6 +73,7 @@ pub(crate) fn validate(
         partitions,
         schedules,
         housekeeping_cpus: housekeeping,
+        bridges: Vec::new(),
     })
 }
 

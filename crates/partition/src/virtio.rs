@@ -382,6 +382,12 @@ fn create_device(
                     let run_dir = Link::run_dir().map_err(|e| failed(&e))?;
                     Box::new(Link::open(&run_dir, &partition.name, peer).map_err(|e| failed(&e))?)
                 }
+                NetBackend::Bridge { bridge } => {
+                    return Err(PartitionError::Device(
+                        plan.index,
+                        format!("bridge ports are not implemented yet (bridge {bridge:?})"),
+                    ))
+                }
             };
             Box::new(Net::new(net.mac, backend))
         }

@@ -1,0 +1,17 @@
+//! The inter-partition network bridge (`bulkhead bridge FILE NAME`): a host process of its own
+//! that switches Ethernet frames between its ports — partitions' virtio-net devices and other
+//! vhost-user frontends — and encrypted uplinks to other bulkhead hosts, through a policy
+//! pipeline declared in the system description (`[[bridge]]`).
+//!
+//! - [`frame`]: a checked, zero-copy view of an Ethernet frame's headers (VLAN, ARP, IPv4,
+//!   IPv6, TCP, UDP, ICMP).
+//! - [`policy`]: the pipeline a frame passes from its source to its destinations: malformed
+//!   and spoofed frames, quarantine, rate limits (token buckets), flood and scan detection,
+//!   MAC switching within a VLAN, and the firewall (default deny between ports).
+//! - [`tunnel`]: the uplinks: frames sealed with ChaCha20-Poly1305 in UDP datagrams, with
+//!   replay protection and fresh keys per session.
+#![forbid(unsafe_code)]
+
+pub mod frame;
+pub mod policy;
+pub mod tunnel;
