@@ -46,7 +46,7 @@ const KINDS: &[(&str, Kind)] = &[
 const BLOCK_KEYS: &[&str] = &["kind", "path", "read_only", "id", "batch_us"];
 const RNG_KEYS: &[&str] = &["kind", "max_bytes_per_request"];
 const CONSOLE_KEYS: &[&str] = &["kind"];
-const NET_KEYS: &[&str] = &["kind", "mac", "tap", "link"];
+const NET_KEYS: &[&str] = &["kind", "mac", "tap", "link", "bridge"];
 const VSOCK_KEYS: &[&str] = &["kind", "cid", "ports"];
 
 /// Every key some kind accepts: what a table whose kind is unusable is checked against.
@@ -59,6 +59,7 @@ const ANY_KIND_KEYS: &[&str] = &[
     "mac",
     "tap",
     "link",
+    "bridge",
     "cid",
     "ports",
 ];
@@ -122,6 +123,8 @@ pub(crate) struct Facts {
     pub(crate) tap: Option<Located<String>>,
     /// A net device's linked partition, when that is its only backend.
     pub(crate) link: Option<Located<String>>,
+    /// A net device's bridge, when that is its only backend.
+    pub(crate) bridge: Option<Located<String>>,
     /// A vsock device's CID.
     pub(crate) cid: Option<Located<u32>>,
     /// A vsock device's sockets.
@@ -417,30 +420,47 @@ fn read_net(
         other => Ok(other),
     });
     let link = fields.string(report, "link");
-    let backend = match (tap?, link?) {
-        (Some(tap), None) => {
+    let bridge = fields.string(report, "bridge");
+    let (tap, link, bridge) = (tap?, link?, bridge?);
+    // Known even when the backends conflict, so the bridge's rules can still name the port
+    // (the device is refused anyway).
+    facts.bridge = bridge.clone();
+    let given: Vec<(&str, &Located<String>)> =
+        [("tap", &tap), ("link", &link), ("bridge", &bridge)]
+            .into_iter()
+            .filter_map(|(key, value)| value.as_ref().map(|v| (key, v)))
+            .collect();
+    if let [_, (second, value), ..] = given.as_slice() {
+        let names = match given.as_slice() {
+            [(a, _), (b, _)] => format!("both {a} and {b}"),
+            _ => "tap, link and bridge".to_owned(),
+        };
+        return Err(report.at(
+            value.span.clone(),
+            fields.key(second),
+            format!("{names} are given; a net device has one backend, give only one"),
+        ));
+    }
+    let backend = match (tap, link, bridge) {
+        (Some(tap), _, _) => {
             facts.tap = Some(tap.clone());
             NetBackend::Tap { name: tap.value }
         }
-        (None, Some(link)) => {
+        (_, Some(link), _) => {
             facts.link = Some(link.clone());
             NetBackend::Link {
                 partition: link.value,
             }
         }
-        (Some(_), Some(link)) => {
-            return Err(report.at(
-                link.span,
-                fields.key("link"),
-                "both tap and link are given; a net device has one backend, give only one",
-            ))
-        }
-        (None, None) => {
+        (_, _, Some(bridge)) => NetBackend::Bridge {
+            bridge: bridge.value,
+        },
+        (None, None, None) => {
             return Err(report.at(
                 fields.span(),
                 fields.prefix().to_owned(),
-                "a net device needs a backend; give either tap (a host TAP device) or link \
-                 (another partition)",
+                "a net device needs a backend; give tap (a host TAP device), link (another \
+                 partition) or bridge (a bridge of the system)",
             ))
         }
     };

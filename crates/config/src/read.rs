@@ -101,6 +101,11 @@ impl<'a, 'i> Fields<'a, 'i> {
             .map(|(_, value)| *value)
     }
 
+    /// The raw value of key `name`, if the table has it (for values of more than one type).
+    pub(crate) fn value(&self, name: &str) -> Option<&'a Spanned<DeValue<'i>>> {
+        self.get(name)
+    }
+
     /// Span of the value of key `name`, if the table has it.
     pub(crate) fn span_of(&self, name: &str) -> Option<Range<usize>> {
         self.get(name).map(|value| value.span())

@@ -79,6 +79,41 @@ pub const HALT_POLL_US_RANGE: std::ops::RangeInclusive<u32> = 0..=100_000;
 /// between two of its windows a partition cannot kick.
 pub const WATCHDOG_MIN_FRAMES: u64 = 2;
 
+/// Most ports of one bridge.
+pub const MAX_BRIDGE_PORTS: usize = 64;
+
+/// Most firewall rules of one bridge.
+pub const MAX_BRIDGE_RULES: usize = 1024;
+
+/// Largest frame a bridge carries, in bytes: a 64 KiB segmentation-offload frame with its
+/// Ethernet and VLAN headers. Byte buckets hold at least one.
+pub const MAX_BRIDGE_FRAME_BYTES: u64 = 65_536 + 18;
+
+/// Accepted `vlan` values (802.1Q: 0 and 4095 are reserved).
+pub const VLAN_RANGE: std::ops::RangeInclusive<u16> = 1..=4094;
+
+/// Accepted `rate_bytes_per_s` values: 1 kB/s to 100 GB/s.
+pub const RATE_BYTES_RANGE: std::ops::RangeInclusive<u64> = 1_000..=100_000_000_000;
+
+/// Accepted `burst_bytes` values: one largest frame to 1 GiB.
+pub const BURST_BYTES_RANGE: std::ops::RangeInclusive<u64> = MAX_BRIDGE_FRAME_BYTES..=1 << 30;
+
+/// Accepted `rate_packets_per_s` values.
+pub const RATE_PACKETS_RANGE: std::ops::RangeInclusive<u64> = 1..=100_000_000;
+
+/// Accepted `burst_packets` values.
+pub const BURST_PACKETS_RANGE: std::ops::RangeInclusive<u64> = 1..=100_000_000;
+
+/// Accepted `flood_pps` values.
+pub const FLOOD_PPS_RANGE: std::ops::RangeInclusive<u32> = 1..=100_000_000;
+
+/// Accepted `scan_ports` values.
+pub const SCAN_PORTS_RANGE: std::ops::RangeInclusive<u32> = 2..=65_536;
+
+/// Accepted `scan_window_ms` values, and the default.
+pub const SCAN_WINDOW_MS_RANGE: std::ops::RangeInclusive<u32> = 10..=60_000;
+pub const DEFAULT_SCAN_WINDOW_MS: u32 = 1_000;
+
 /// Longest host TAP device name: `IFNAMSIZ` (16) minus the terminating NUL
 /// (`include/uapi/linux/if.h`).
 pub const TAP_NAME_MAX_LEN: usize = 15;

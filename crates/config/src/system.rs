@@ -3,6 +3,7 @@
 //! rules on devices are in [`devices`]; the schedules and the rules on sharing host CPUs in
 //! [`schedule`].
 
+mod bridge;
 mod devices;
 mod schedule;
 
@@ -19,7 +20,7 @@ use crate::read::{wrong_type, Fields, Located};
 use crate::{files, rules};
 
 /// Keys accepted at the top level.
-const TOP_KEYS: &[&str] = &["system", "partition", "schedule"];
+const TOP_KEYS: &[&str] = &["system", "partition", "schedule", "bridge"];
 
 /// Keys accepted in `[system]`.
 const SYSTEM_KEYS: &[&str] = &["name", "housekeeping_cpus"];
@@ -57,6 +58,11 @@ pub(crate) fn validate(
     };
     let fits = check_total_memory(report, &drafts, host);
     let devices = devices::check(report, &drafts);
+    let windowed = schedules
+        .as_ref()
+        .map(|s| schedule::windowed_cpus(s))
+        .unwrap_or_default();
+    let bridges = bridge::read_all(report, &top, &context.base, &drafts, &windowed, host);
     let partitions: Result<Vec<_>, _> = drafts.into_iter().map(|draft| draft.plan).collect();
     unique?;
     sharing?;
@@ -67,13 +73,17 @@ pub(crate) fn validate(
     let housekeeping = housekeeping?
         .unwrap_or_else(|| schedule::default_housekeeping(&partitions, &schedules, host));
     schedule::fill_partitions(&mut partitions, &schedules, &housekeeping);
+    let mut bridges = bridges?;
+    for bridge in bridges.iter_mut().filter(|b| b.cpus.is_empty()) {
+        bridge.cpus = housekeeping.clone();
+    }
     Ok(SystemPlan {
         name: system?.name,
         source: source.to_path_buf(),
         partitions,
         schedules,
         housekeeping_cpus: housekeeping,
-        bridges: Vec::new(),
+        bridges,
     })
 }
 

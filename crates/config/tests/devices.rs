@@ -958,8 +958,8 @@ fn net_device_without_backend_is_refused_at_its_header() {
         (
             23,
             "partition[1] (\"linux\").device[0]",
-            "a net device needs a backend; give either tap (a host TAP device) or link \
-             (another partition)"
+            "a net device needs a backend; give tap (a host TAP device), link (another \
+             partition) or bridge (a bridge of the system)"
         )
     );
 }

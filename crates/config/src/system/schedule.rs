@@ -535,6 +535,15 @@ pub(super) fn describe(draft: &Draft) -> String {
     }
 }
 
+/// The host CPUs divided into time windows by the schedules read.
+pub(super) fn windowed_cpus(schedules: &[ScheduleDraft]) -> Vec<usize> {
+    schedules
+        .iter()
+        .filter(|s| s.policy == Some(Policy::TimeWindows))
+        .flat_map(|s| s.cpus.iter().map(|c| c.cpu))
+        .collect()
+}
+
 /// The schedules' plans.
 pub(super) fn plans(schedules: Vec<ScheduleDraft>) -> Result<Vec<SchedulePlan>, Reported> {
     schedules.into_iter().map(|s| s.plan).collect()
