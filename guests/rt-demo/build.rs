@@ -1,10 +1,12 @@
-//! Links the `rt-demo` image as a freestanding static ELF at 2 MiB (`linker.ld`). The
+//! Links the `rt-demo` image as a freestanding static ELF with the kernel's linker script
+//! (`guests/kernel/linker.ld`, named by `bulkhead-guest-kernel`'s `links` metadata). The
 //! arguments go to binaries only, so the library's host unit tests link normally.
 
 fn main() {
-    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let script = std::env::var("DEP_BULKHEAD_GUEST_KERNEL_LINKER_SCRIPT")
+        .expect("bulkhead-guest-kernel's build script names its linker script");
     for arg in [
-        format!("-T{dir}/linker.ld"),
+        format!("-T{script}"),
         "-nostartfiles".into(),
         "-nostdlib".into(),
         "-static".into(),
@@ -14,5 +16,6 @@ fn main() {
     ] {
         println!("cargo:rustc-link-arg-bins={arg}");
     }
-    println!("cargo:rerun-if-changed=linker.ld");
+    println!("cargo:rerun-if-changed={script}");
+    println!("cargo:rerun-if-env-changed=DEP_BULKHEAD_GUEST_KERNEL_LINKER_SCRIPT");
 }

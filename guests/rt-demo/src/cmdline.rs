@@ -1,26 +1,52 @@
-//! The guest command line: space-separated `key=value` words. Keys: `period_us` (default
-//! 1000, 1..=1_000_000), `duration_s` (default 0 = run forever), `selftest` (0 or 1, default
-//! 0), and, to exercise the health monitor, `stall_after_s` (stop kicking the watchdog after
-//! that many seconds; default 0 = never), `panic_after_s` (report a panic after that many
-//! seconds; default 0 = never) and `miss_after_s` (report one missed deadline each second from
-//! then on; default 0 = never). Unknown keys and words without `=` are ignored (a monitor or a boot loader may add its
+//! The guest command line: space-separated `key=value` words (the convention of
+//! `bulkhead_guest_sdk::cmdline`). Keys:
+//!
+//! * `period_us` (default 1000, 1..=1_000_000): the task's period;
+//! * `duration_s` (default 0 = run forever): reports to print before powering off;
+//! * `first_report_ms` (default 1000, 1..=3_600_000): when the first report comes (later ones
+//!   come every second), so that a restarted partition shows it is back quickly;
+//! * `selftest` (0 or 1, default 0);
+//! * `probe` (`windows`): run the window probe instead of the periodic task, with `gap_us`
+//!   (default 200, 1..=1_000_000): the shortest stretch without the vCPU that counts as a gap;
+//! * to exercise the health monitor: `stall_after_s` (stop kicking the watchdog after that
+//!   many seconds; default 0 = never), `panic_after_s` (report a panic after that many
+//!   seconds; default 0 = never) and `miss_after_s` (report one missed deadline each second
+//!   from then on; default 0 = never).
+//!
+//! Unknown keys and words without `=` are ignored (a monitor or a boot loader may add its
 //! own); a known key with a bad value is ignored (the option keeps its default, or the value
 //! an earlier word gave it) and reported.
+
+use bulkhead_guest_sdk::cmdline::{options, set_decimal};
 
 /// Default task period.
 pub const DEFAULT_PERIOD_US: u64 = 1000;
 /// Longest accepted period: statistics are reported once a second.
 pub const MAX_PERIOD_US: u64 = 1_000_000;
+/// Default delay of the first report.
+pub const DEFAULT_FIRST_REPORT_MS: u64 = 1000;
+/// Longest accepted delay of the first report (an hour).
+pub const MAX_FIRST_REPORT_MS: u64 = 3_600_000;
+/// Default shortest gap the window probe counts.
+pub const DEFAULT_GAP_US: u64 = 200;
+/// Longest accepted `gap_us`.
+pub const MAX_GAP_US: u64 = 1_000_000;
 
 /// What the command line asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
     /// Period of the task, in microseconds.
     pub period_us: u64,
-    /// Seconds to run before powering off; 0 runs forever.
+    /// Reports to print before powering off; 0 runs forever.
     pub duration_s: u64,
+    /// Milliseconds from the start of the measurement to the first report.
+    pub first_report_ms: u64,
     /// Exercise the ABI's error paths before the periodic loop.
     pub selftest: bool,
+    /// Run the window probe instead of the periodic task.
+    pub probe_windows: bool,
+    /// The window probe's gap threshold, in microseconds.
+    pub gap_us: u64,
     /// Seconds after which the watchdog is no longer kicked; 0: kicked for ever.
     pub stall_after_s: u64,
     /// Seconds after which a panic is reported; 0: never.
@@ -34,7 +60,10 @@ impl Default for Options {
         Options {
             period_us: DEFAULT_PERIOD_US,
             duration_s: 0,
+            first_report_ms: DEFAULT_FIRST_REPORT_MS,
             selftest: false,
+            probe_windows: false,
+            gap_us: DEFAULT_GAP_US,
             stall_after_s: 0,
             panic_after_s: 0,
             miss_after_s: 0,
@@ -53,62 +82,46 @@ pub struct Parsed<'a> {
 
 /// Parses `cmdline` (without its terminating NUL).
 pub fn parse(cmdline: &[u8]) -> Parsed<'_> {
-    let mut options = Options::default();
+    let mut o = Options::default();
     let mut rejected = None;
-    for word in cmdline
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|w| !w.is_empty())
-    {
-        let Some(eq) = word.iter().position(|&b| b == b'=') else {
-            continue;
-        };
-        let (key, value) = (&word[..eq], &word[eq + 1..]);
-        let ok = match key {
-            b"period_us" => set(&mut options.period_us, value, 1, MAX_PERIOD_US),
-            b"duration_s" => set(&mut options.duration_s, value, 0, u64::MAX),
-            b"stall_after_s" => set(&mut options.stall_after_s, value, 0, u64::MAX),
-            b"panic_after_s" => set(&mut options.panic_after_s, value, 0, u64::MAX),
-            b"miss_after_s" => set(&mut options.miss_after_s, value, 0, u64::MAX),
-            b"selftest" => {
-                let mut flag = 0;
-                let ok = set(&mut flag, value, 0, 1);
-                if ok {
-                    options.selftest = flag == 1;
-                }
-                ok
+    for word in options(cmdline) {
+        let value = word.value;
+        let ok = match word.key {
+            b"period_us" => set_decimal(&mut o.period_us, value, 1, MAX_PERIOD_US),
+            b"duration_s" => set_decimal(&mut o.duration_s, value, 0, u64::MAX),
+            b"first_report_ms" => {
+                set_decimal(&mut o.first_report_ms, value, 1, MAX_FIRST_REPORT_MS)
             }
+            b"gap_us" => set_decimal(&mut o.gap_us, value, 1, MAX_GAP_US),
+            b"stall_after_s" => set_decimal(&mut o.stall_after_s, value, 0, u64::MAX),
+            b"panic_after_s" => set_decimal(&mut o.panic_after_s, value, 0, u64::MAX),
+            b"miss_after_s" => set_decimal(&mut o.miss_after_s, value, 0, u64::MAX),
+            b"selftest" => set_flag(&mut o.selftest, value),
+            b"probe" if value == b"windows" => {
+                o.probe_windows = true;
+                true
+            }
+            b"probe" => false,
             _ => true,
         };
         if !ok && rejected.is_none() {
-            rejected = Some(word);
+            rejected = Some(word.word);
         }
     }
-    Parsed { options, rejected }
-}
-
-/// Stores `value` parsed as decimal into `field` if it lies in `min..=max`.
-fn set(field: &mut u64, value: &[u8], min: u64, max: u64) -> bool {
-    match parse_decimal(value) {
-        Some(v) if (min..=max).contains(&v) => {
-            *field = v;
-            true
-        }
-        _ => false,
+    Parsed {
+        options: o,
+        rejected,
     }
 }
 
-/// Parses an unsigned decimal number; `None` if empty, not all digits, or over `u64::MAX`.
-pub fn parse_decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() {
-        return None;
+/// Stores `0` or `1` into `field` as a flag.
+fn set_flag(field: &mut bool, value: &[u8]) -> bool {
+    let mut flag = 0;
+    let ok = set_decimal(&mut flag, value, 0, 1);
+    if ok {
+        *field = flag == 1;
     }
-    digits.iter().try_fold(0u64, |acc, &d| {
-        if d.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-        } else {
-            None
-        }
-    })
+    ok
 }
 
 #[cfg(test)]
@@ -143,6 +156,22 @@ mod tests {
     }
 
     #[test]
+    fn defaults_are_a_one_millisecond_task_reporting_every_second_for_ever() {
+        let o = Options::default();
+
+        assert_eq!(
+            (
+                o.period_us,
+                o.duration_s,
+                o.first_report_ms,
+                o.probe_windows,
+                o.gap_us
+            ),
+            (1000, 0, 1000, false, 200)
+        );
+    }
+
+    #[test]
     fn known_keys_are_read_and_unknown_ones_ignored() {
         let parsed = parse(b"console=ttyS0 period_us=250  duration_s=3 quiet selftest=1\n");
 
@@ -156,6 +185,43 @@ mod tests {
             }
         );
         assert_eq!(parsed.rejected, None);
+    }
+
+    #[test]
+    fn first_report_delay_is_read() {
+        let parsed = parse(b"first_report_ms=50");
+
+        assert_eq!(parsed.options.first_report_ms, 50);
+    }
+
+    #[test]
+    fn zero_first_report_delay_is_rejected() {
+        let parsed = parse(b"first_report_ms=0");
+
+        assert_eq!(
+            (parsed.options.first_report_ms, parsed.rejected),
+            (DEFAULT_FIRST_REPORT_MS, Some(&b"first_report_ms=0"[..]))
+        );
+    }
+
+    #[test]
+    fn window_probe_and_its_gap_are_read() {
+        let parsed = parse(b"probe=windows gap_us=500");
+
+        assert_eq!(
+            (parsed.options.probe_windows, parsed.options.gap_us),
+            (true, 500)
+        );
+    }
+
+    #[test]
+    fn unknown_probe_is_rejected() {
+        let parsed = parse(b"probe=cache");
+
+        assert_eq!(
+            (parsed.options.probe_windows, parsed.rejected),
+            (false, Some(&b"probe=cache"[..]))
+        );
     }
 
     #[test]
@@ -185,18 +251,5 @@ mod tests {
         let parsed = parse(b"period_us=100 period_us=200");
 
         assert_eq!(parsed.options.period_us, 200);
-    }
-
-    #[test]
-    fn decimal_parser_rejects_signs_and_empty_input() {
-        assert_eq!(
-            [
-                parse_decimal(b""),
-                parse_decimal(b"-1"),
-                parse_decimal(b"+1"),
-                parse_decimal(b"007")
-            ],
-            [None, None, None, Some(7)]
-        );
     }
 }

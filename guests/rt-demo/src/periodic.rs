@@ -1,82 +1,33 @@
-//! The periodic task: the LAPIC timer in TSC-deadline mode (SDM vol. 3A §11.5.4.1) drives a
-//! release grid `start + k * period`; at each release the task records how late it woke
-//! (the TSC stored by the timer handler minus the deadline) and re-arms the next release.
+//! The periodic task: the LAPIC timer in TSC-deadline mode (SDM vol. 3A §11.5.4.1), set up by
+//! the kernel at boot, drives a release grid `start + k * period`; at each release the task
+//! records how late it woke (the TSC stored by the kernel's timer handler minus the deadline)
+//! and re-arms the next release.
 //!
 //! The grid is absolute: each deadline is the previous one plus the period, so lateness does
 //! not accumulate. When the next deadline has already passed at re-arm time (the task or the
 //! host was too slow), those releases are counted as missed and the task skips ahead to the
 //! first grid point still in the future.
 //!
-//! Once a second of TSC time the window's statistics are queued as an `rt-stats` line
-//! (format and resolution in `rt_demo::stats`), which goes out piecewise in the first half
-//! of the following periods (`console::Deferred`), so that printing does not make the task
-//! miss releases.
+//! `first_report_ms` after the start, then once a second of TSC time, the window's
+//! statistics are queued as an `rt-stats` line (format and resolution in `rt_demo::stats`),
+//! which goes out piecewise in the first half of the following periods
+//! (`console::Deferred`), so that printing does not make the task miss releases. Every
+//! wake-up also goes into a run-long histogram, printed once as `rt-total` after the last
+//! `rt-stats` line when the run has an end (`duration_s`).
 //!
-//! [`Timer::start`] runs in ring 0 at boot; [`run`] runs in the ring-3 task and reaches the
-//! timer only through the wait system call (`syscall::wait_until`), which arms the deadline
-//! and halts (`sti; hlt`) until the interrupt. So per period the ring-0 (emulated on software
-//! KVM) work is a dozen instructions of system call and a dozen of interrupt handler.
+//! [`run`] runs in the ring-3 task and reaches the timer only through the wait system call
+//! (`syscall::wait_until`), which arms the deadline and halts (`sti; hlt`) until the
+//! interrupt. So per period the ring-0 (emulated on software KVM) work is a dozen
+//! instructions of system call and a dozen of interrupt handler.
 
-use core::sync::atomic::Ordering;
-
+use bulkhead_guest_kernel::console::{self, Deferred};
+use bulkhead_guest_kernel::syscall;
 use bulkhead_guest_sdk as sdk;
-use bulkhead_guest_sdk::arch::x86::{
-    self,
-    lapic::{self, LocalApic, Mode},
-};
-use rt_demo::line::Line;
+use bulkhead_guest_sdk::arch::x86::{self, tsc::TscScale};
+use bulkhead_guest_sdk::line::Line;
+use rt_demo::cmdline::Options;
 use rt_demo::stats::{self, Window};
-use rt_demo::tsc::TscScale;
 
-use crate::console::Deferred;
-use crate::interrupts::{EOI_X2APIC, SPURIOUS_VECTOR, TIMER_VECTOR};
-use crate::syscall;
-
-/// The LAPIC, set up with its timer in TSC-deadline mode on [`TIMER_VECTOR`].
-pub struct Timer {
-    apic: LocalApic,
-}
-
-impl Timer {
-    /// Enables the local APIC (x2APIC mode if `x2apic`) and puts its timer in TSC-deadline
-    /// mode, disarmed. The caller has checked CPUID for the APIC and TSC-deadline mode, and
-    /// the IDT is loaded.
-    pub fn start(x2apic: bool) -> Timer {
-        // SAFETY: the caller checked CPUID.1 for an APIC (and x2APIC if asked); the xAPIC
-        // page is identity-mapped uncached by the boot page tables; nothing else uses it.
-        let apic = unsafe { LocalApic::enable(x2apic) };
-        EOI_X2APIC.store(apic.mode() == Mode::X2Apic, Ordering::Relaxed);
-        for (reg, value) in [
-            (lapic::reg::TPR, 0),
-            (
-                lapic::reg::SVR,
-                lapic::SVR_ENABLE | u32::from(SPURIOUS_VECTOR),
-            ),
-            (lapic::reg::LVT_LINT0, lapic::LVT_MASKED),
-            (
-                lapic::reg::LVT_TIMER,
-                lapic::LVT_TIMER_TSC_DEADLINE | u32::from(TIMER_VECTOR),
-            ),
-        ] {
-            // SAFETY: writable registers; interrupts are disabled and every vector involved
-            // has a handler in the IDT.
-            unsafe { apic.write(reg, value) };
-        }
-        // The SDM asks for a fence between the LVT write (xAPIC MMIO) and the first
-        // IA32_TSC_DEADLINE write, so the mode change is seen first.
-        // SAFETY: `mfence` only orders memory accesses.
-        unsafe { core::arch::asm!("mfence", options(nostack, preserves_flags)) };
-        Timer { apic }
-    }
-
-    /// How the LAPIC's registers are reached.
-    pub fn mode(&self) -> Mode {
-        self.apic.mode()
-    }
-}
-
-/// Runs the task with period `period_us` until `duration_s` reports have been printed
-/// (0: forever). Needs a started [`Timer`].
 /// What the loop does for the health monitor (`docs/pv-abi.md`: watchdog, reports).
 #[derive(Debug, Clone, Copy)]
 pub struct Health {
@@ -94,7 +45,7 @@ pub struct Health {
 
 impl Health {
     /// From the command line; `monitor`: a bulkhead monitor answers the ABI.
-    pub fn from_options(options: &rt_demo::cmdline::Options, monitor: bool) -> Health {
+    pub fn from_options(options: &Options, monitor: bool) -> Health {
         // The first kick arms the watchdog and tells its timeout: kick four times per timeout.
         let timeout_ms = if monitor {
             sdk::watchdog_kick().unwrap_or(0)
@@ -116,16 +67,20 @@ impl Health {
     }
 }
 
-pub fn run(scale: &TscScale, period_us: u64, duration_s: u64, health: &Health) {
+/// Runs the task with period `period_us` until `duration_s` reports have been printed (0:
+/// forever), then prints the run's `rt-total`. Needs the kernel's TSC-deadline timer.
+pub fn run(scale: &TscScale, options: &Options, health: &Health) {
+    let (period_us, duration_s) = (options.period_us, options.duration_s);
     let period = scale.ns_to_ticks(period_us * 1000).max(1);
     let second = scale.ns_to_ticks(1_000_000_000);
     let mut window = Window::new();
+    let mut total = Window::new();
     let mut reports = 0u64;
     let mut output = Deferred::new();
 
     let start = x86::rdtsc();
     let mut deadline = start + period;
-    let mut next_report = start + second;
+    let mut next_report = start + scale.ms_to_ticks(options.first_report_ms);
     let mut periods = 0u64;
     loop {
         let woke = syscall::wait_until(deadline);
@@ -135,7 +90,9 @@ pub fn run(scale: &TscScale, period_us: u64, duration_s: u64, health: &Health) {
             let _ = sdk::watchdog_kick();
         }
         // A wake-up before the deadline (a host timer advanced too far) counts as on time.
-        window.record(scale.ticks_to_ns(woke.saturating_sub(deadline)));
+        let lateness = scale.ticks_to_ns(woke.saturating_sub(deadline));
+        window.record(lateness);
+        total.record(lateness);
 
         if woke >= next_report {
             let mut line = Line::new();
@@ -161,6 +118,9 @@ pub fn run(scale: &TscScale, period_us: u64, duration_s: u64, health: &Health) {
             }
             if duration_s != 0 && reports >= duration_s {
                 output.flush();
+                let mut line = Line::new();
+                stats::write_total(&mut line, period_us, &total.summary());
+                console::println(&mut line);
                 return;
             }
             next_report += second;
@@ -177,6 +137,7 @@ pub fn run(scale: &TscScale, period_us: u64, duration_s: u64, health: &Health) {
         if deadline <= now {
             let behind = (now - deadline) / period + 1;
             window.record_missed(behind);
+            total.record_missed(behind);
             deadline += behind * period;
         }
     }

@@ -1,5 +1,5 @@
 //! Wake-up latency statistics over one reporting window (one second), and the `rt-stats`
-//! report line.
+//! report line; the same over the whole run, and its `rt-total` line.
 //!
 //! Latencies go into a fixed log-linear histogram: 1 µs buckets below 64 µs, then 32 buckets
 //! per power of two up to 2^22 µs (about 4.2 s), then one overflow bucket — [`BUCKETS`] + 1
@@ -14,8 +14,11 @@
 //! the bucket holding that rank — at most 1 µs above the true value below 64 µs, at most
 //! 1/32 (3.1 %) of the value above — never above `max_ns` nor below `min_ns`; a percentile in
 //! the overflow bucket is reported as `max_ns`.
+//!
+//! A run-long histogram is just a [`Window`] that is never reset: the task records every
+//! wake-up in both (O(1) more per period) and summarises the run-long one once, at the end.
 
-use crate::line::Line;
+use bulkhead_guest_sdk::line::Line;
 
 /// Latencies below this many µs get 1 µs buckets.
 const LINEAR_US: u64 = 64;
@@ -182,7 +185,18 @@ fn rank(n: u64, percent: u64) -> u64 {
 /// Appends the report line for `summary` (no newline):
 /// `rt-stats period_us=P samples=N min_ns=A p50_ns=B p99_ns=C max_ns=D missed=M`.
 pub fn write_report(line: &mut Line, period_us: u64, summary: &Summary) {
-    line.str(b"rt-stats period_us=")
+    write_line(line, b"rt-stats", period_us, summary);
+}
+
+/// Appends the whole run's line for `summary` (no newline), in the format of
+/// [`write_report`]: `rt-total period_us=P samples=N … missed=M`.
+pub fn write_total(line: &mut Line, period_us: u64, summary: &Summary) {
+    write_line(line, b"rt-total", period_us, summary);
+}
+
+fn write_line(line: &mut Line, name: &[u8], period_us: u64, summary: &Summary) {
+    line.str(name)
+        .str(b" period_us=")
         .u64(period_us)
         .str(b" samples=")
         .u64(summary.samples)
@@ -332,6 +346,49 @@ mod tests {
         assert_eq!(
             line.as_bytes(),
             b"rt-stats period_us=1000 samples=1000 min_ns=1 p50_ns=2 p99_ns=3 max_ns=4 missed=5"
+        );
+    }
+
+    #[test]
+    fn total_line_has_the_report_format_under_its_own_name() {
+        let s = Summary {
+            samples: 3000,
+            min_ns: 1,
+            p50_ns: 2,
+            p99_ns: 3,
+            max_ns: 4,
+            missed: 5,
+        };
+        let mut line = Line::new();
+
+        write_total(&mut line, 250, &s);
+
+        assert_eq!(
+            line.as_bytes(),
+            b"rt-total period_us=250 samples=3000 min_ns=1 p50_ns=2 p99_ns=3 max_ns=4 missed=5"
+        );
+    }
+
+    #[test]
+    fn run_long_window_summarises_every_window_it_saw() {
+        let mut window = Window::new();
+        let mut total = Window::new();
+        for second in 0..3u64 {
+            for i in 0..100u64 {
+                let ns = 10_000 + second * 1_000_000 + i;
+                window.record(ns);
+                total.record(ns);
+            }
+            window.record_missed(1);
+            total.record_missed(1);
+            window.reset();
+        }
+
+        let s = total.summary();
+
+        assert_eq!(
+            (s.samples, s.min_ns, s.max_ns, s.missed),
+            (300, 10_000, 2_010_099, 3)
         );
     }
 }

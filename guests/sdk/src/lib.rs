@@ -18,6 +18,12 @@
 //! IOPL and raises #GP instead; a guest that calls from ring 3 there performs the `out` in
 //! its #GP handler (as `rt-demo` does).
 //!
+//! Besides the ABI, the plain code every bulkhead bare-metal image shares, unit-tested on the
+//! host: the command-line convention ([`cmdline`]), console lines without `core::fmt`
+//! ([`line`]), TSC arithmetic and descriptor encodings ([`arch::x86::tsc`],
+//! [`arch::x86::descriptor`]). The ring-0 kernel those images run on is the crate
+//! `bulkhead-guest-kernel` (`guests/kernel`).
+//!
 //! Detecting the monitor: every call first sets `status` to
 //! [`STATUS_UNANSWERED`](bulkhead_pvabi::STATUS_UNANSWERED). If it is still that after the
 //! doorbell, no bulkhead monitor is present (under QEMU, say, the doorbell port is unassigned
@@ -27,6 +33,8 @@
 pub mod arch;
 mod block;
 mod calls;
+pub mod cmdline;
+pub mod line;
 #[cfg(feature = "mem")]
 mod mem;
 

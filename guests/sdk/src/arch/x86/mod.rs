@@ -1,13 +1,17 @@
-//! x86-64 helpers for a bare-metal guest running in ring 0: port I/O, MSRs, CPUID, the TSC,
-//! interrupt-flag control and the local APIC. Thin wrappers over single instructions; each
-//! `unsafe fn` states what the caller must guarantee.
+//! x86-64 helpers for a bare-metal guest running in ring 0: port I/O, MSRs, CPUID, the TSC
+//! (and converting its ticks, [`tsc`]), interrupt-flag control, the local APIC, and the
+//! encodings of the descriptors a kernel loads ([`descriptor`]). Thin wrappers over single
+//! instructions; each `unsafe fn` states what the caller must guarantee. The arithmetic
+//! modules ([`descriptor`], [`tsc`]) are plain code, unit-tested on the host.
 
 use core::arch::asm;
 
 pub mod cpuid;
+pub mod descriptor;
 pub mod lapic;
 pub mod msr;
 pub mod port;
+pub mod tsc;
 
 /// Reads the time-stamp counter (`rdtsc`). Not serialising: it may be taken a few
 /// instructions early, which is far below anything a guest measures with it.

@@ -1,14 +1,15 @@
 //! Console output: through the ABI's `ConsoleWrite` when a bulkhead monitor answers, else
 //! through the PC's COM1 UART (QEMU and other PVH loaders).
 //!
-//! [`println`] writes at once. The periodic task instead queues its report in a [`Deferred`]
-//! and sends it in the idle part of its periods: a COM1 byte costs a VM exit (tens of µs,
-//! more on a loaded host), and a whole line written at once would delay the next releases.
+//! [`println`] and [`write`] write at once. A periodic task instead queues its report in a
+//! [`Deferred`] and sends it in the idle part of its periods: a COM1 byte costs a VM exit
+//! (tens of µs, more on a loaded host), and a whole line written at once would delay the next
+//! releases.
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use bulkhead_guest_sdk::arch::x86;
-use rt_demo::line::Line;
+use bulkhead_guest_sdk::line::Line;
 
 use crate::pc;
 
@@ -19,12 +20,12 @@ const COM1: u8 = 2;
 static BACKEND: AtomicU8 = AtomicU8::new(NONE);
 
 /// Sends output to the monitor's console.
-pub fn use_monitor() {
+pub(crate) fn use_monitor() {
     BACKEND.store(MONITOR, Ordering::Relaxed);
 }
 
 /// Sends output to COM1, initialising it.
-pub fn use_com1() {
+pub(crate) fn use_com1() {
     pc::com1_init();
     BACKEND.store(COM1, Ordering::Relaxed);
 }
@@ -32,13 +33,19 @@ pub fn use_com1() {
 /// Writes `line` and a newline, as one console write.
 pub fn println(line: &mut Line) {
     line.str(b"\n");
-    write_until(line.as_bytes(), u64::MAX);
+    write(line.as_bytes());
+}
+
+/// Writes `bytes` as they are: one `ConsoleWrite` per 4 KiB under a monitor, a port write per
+/// byte on COM1.
+pub fn write(bytes: &[u8]) {
+    write_until(bytes, u64::MAX);
 }
 
 /// Writes a prefix of `bytes`, stopping once the TSC has reached `until` (checked before
 /// each piece: a COM1 byte, or the whole of `bytes` for the monitor). Returns how many bytes
 /// went out; at least one if `bytes` is not empty and `until` lies in the future.
-fn write_until(bytes: &[u8], until: u64) -> usize {
+pub fn write_until(bytes: &[u8], until: u64) -> usize {
     match BACKEND.load(Ordering::Relaxed) {
         MONITOR => {
             if bytes.is_empty() || x86::rdtsc() >= until {
@@ -57,6 +64,12 @@ fn write_until(bytes: &[u8], until: u64) -> usize {
 pub struct Deferred {
     line: Line,
     sent: usize,
+}
+
+impl Default for Deferred {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Deferred {

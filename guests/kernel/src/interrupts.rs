@@ -16,11 +16,11 @@
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use rt_demo::line::Line;
-use rt_demo::x86::interrupt_gate;
+use bulkhead_guest_sdk::arch::x86::descriptor::interrupt_gate;
+use bulkhead_guest_sdk::line::Line;
 
 use crate::cpu::KERNEL_CS;
-use crate::syscall::{rt_isr_gp, rt_isr_ud};
+use crate::syscall::{kernel_isr_gp, kernel_isr_ud};
 
 /// Vector of the LAPIC timer.
 pub const TIMER_VECTOR: u8 = 0x40;
@@ -40,7 +40,7 @@ pub static UNEXPECTED_INTERRUPTS: AtomicU64 = AtomicU64::new(0);
 
 global_asm!(
     // EOI through x2APIC MSR 0x80b or the xAPIC page at 0xfee000b0. Clobbers rax, rcx, rdx.
-    ".macro rt_eoi",
+    ".macro kernel_eoi",
     "    cmpb $0, {x2apic}(%rip)",
     "    je 7f",
     "    movl $0x80b, %ecx",
@@ -53,46 +53,46 @@ global_asm!(
     "    movl $0, (%rax)",
     "8:",
     ".endm",
-    ".pushsection .text.rt_isr, \"ax\"",
+    ".pushsection .text.kernel_isr, \"ax\"",
     // One 16-byte stub per vector: push a zero error code where the CPU pushes none, push
     // the vector, jump to the common code.
     ".balign 16",
-    ".globl rt_isr_table",
-    "rt_isr_table:",
-    ".set rt_vec, 0",
+    ".globl kernel_isr_table",
+    "kernel_isr_table:",
+    ".set kernel_vec, 0",
     ".rept 256",
     "    .balign 16",
-    "    .if (rt_vec == 8) || ((rt_vec >= 10) && (rt_vec <= 14)) || (rt_vec == 17) || (rt_vec == 21) || (rt_vec == 29) || (rt_vec == 30)",
+    "    .if (kernel_vec == 8) || ((kernel_vec >= 10) && (kernel_vec <= 14)) || (kernel_vec == 17) || (kernel_vec == 21) || (kernel_vec == 29) || (kernel_vec == 30)",
     "    .else",
     "    pushq $0",
     "    .endif",
-    "    pushq $rt_vec",
-    "    .if rt_vec < 32",
-    "    jmp rt_isr_fault",
+    "    pushq $kernel_vec",
+    "    .if kernel_vec < 32",
+    "    jmp kernel_isr_fault",
     "    .else",
-    "    jmp rt_isr_unexpected",
+    "    jmp kernel_isr_unexpected",
     "    .endif",
-    "    .set rt_vec, rt_vec + 1",
+    "    .set kernel_vec, kernel_vec + 1",
     ".endr",
     // Exceptions: the frame is [vector, error, rip, cs, rflags, rsp, ss]; never returns.
-    "rt_isr_fault:",
+    "kernel_isr_fault:",
     "    movq %rsp, %rdi",
     "    andq $-16, %rsp",
     "    call {fault}",
     "    ud2",
-    "rt_isr_unexpected:",
+    "kernel_isr_unexpected:",
     "    pushq %rax",
     "    pushq %rcx",
     "    pushq %rdx",
     "    incq {unexpected}(%rip)",
-    "    rt_eoi",
+    "    kernel_eoi",
     "    popq %rdx",
     "    popq %rcx",
     "    popq %rax",
     "    addq $16, %rsp",
     "    iretq",
-    ".globl rt_isr_timer",
-    "rt_isr_timer:",
+    ".globl kernel_isr_timer",
+    "kernel_isr_timer:",
     "    pushq %rax",
     "    pushq %rcx",
     "    pushq %rdx",
@@ -100,13 +100,13 @@ global_asm!(
     "    shlq $32, %rdx",
     "    orq %rdx, %rax",
     "    movq %rax, {wake}(%rip)",
-    "    rt_eoi",
+    "    kernel_eoi",
     "    popq %rdx",
     "    popq %rcx",
     "    popq %rax",
     "    iretq",
-    ".globl rt_isr_spurious",
-    "rt_isr_spurious:",
+    ".globl kernel_isr_spurious",
+    "kernel_isr_spurious:",
     "    iretq",
     ".popsection",
     x2apic = sym EOI_X2APIC,
@@ -117,12 +117,12 @@ global_asm!(
 );
 
 extern "C" {
-    fn rt_isr_table();
-    fn rt_isr_timer();
-    fn rt_isr_spurious();
+    fn kernel_isr_table();
+    fn kernel_isr_timer();
+    fn kernel_isr_spurious();
 }
 
-/// Size of one stub in `rt_isr_table`.
+/// Size of one stub in `kernel_isr_table`.
 const STUB_SIZE: u64 = 16;
 
 /// The IDT: 256 gates of two quadwords. Atomics only so that a shared static can be filled
@@ -141,13 +141,13 @@ struct DescriptorTablePointer {
 
 /// Fills the IDT and loads it. Interrupts must be disabled (they are, from entry on).
 pub fn install() {
-    let table = rt_isr_table as *const () as u64;
+    let table = kernel_isr_table as *const () as u64;
     for vector in 0..=255u8 {
         let handler = match vector {
-            TIMER_VECTOR => rt_isr_timer as *const () as u64,
-            SPURIOUS_VECTOR => rt_isr_spurious as *const () as u64,
-            UD_VECTOR => rt_isr_ud as *const () as u64,
-            GP_VECTOR => rt_isr_gp as *const () as u64,
+            TIMER_VECTOR => kernel_isr_timer as *const () as u64,
+            SPURIOUS_VECTOR => kernel_isr_spurious as *const () as u64,
+            UD_VECTOR => kernel_isr_ud as *const () as u64,
+            GP_VECTOR => kernel_isr_gp as *const () as u64,
             v => table + u64::from(v) * STUB_SIZE,
         };
         let [low, high] = interrupt_gate(handler, KERNEL_CS);
@@ -183,7 +183,8 @@ extern "C" fn fault(frame: *const FaultFrame) -> ! {
     // SAFETY: reading CR2 has no side effect.
     unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
     let mut line = Line::new();
-    line.str(b"rt-demo: exception vector=")
+    line.str(crate::image().name)
+        .str(b": exception vector=")
         .u64(frame.vector)
         .str(b" error=")
         .hex(frame.error)

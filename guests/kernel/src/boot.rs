@@ -13,7 +13,7 @@
 //! ([`cpu::GDT`]), so that after entry nothing the loader built is used any more; zero
 //! `.bss`; switch to the kernel stack; enable SSE (the image is built without SSE
 //! instructions, see `guests/.cargo/config.toml`, but precompiled `core` code may carry some
-//! and the x87/SSE state should be sane); and call `rt_main` with the start-info address.
+//! and the x87/SSE state should be sane); and call `kernel_main` (the crate root) with the start-info address.
 
 use core::arch::global_asm;
 
@@ -24,7 +24,8 @@ use crate::cpu;
 /// Size of the kernel stack: the boot code runs on it, then every interrupt and exception
 /// (through TSS.RSP0 once the task runs in ring 3).
 const STACK_SIZE: usize = 16 * 1024;
-/// Size of the task's stack (ring 3): the task and its statistics window live on it.
+/// Size of the task's stack (ring 3): the task and whatever it keeps on it (`rt-demo`: its
+/// two latency histograms) live there.
 const USER_STACK_SIZE: usize = 64 * 1024;
 
 // The bulkhead note's name is written out in the assembly below; keep it the ABI's.
@@ -180,6 +181,6 @@ global_asm!(
     gdt_limit = const cpu::GDT_LIMIT,
     stack_size = const STACK_SIZE,
     user_stack_size = const USER_STACK_SIZE,
-    main = sym crate::rt_main,
+    main = sym crate::kernel_main,
     options(att_syntax),
 );

@@ -1,8 +1,5 @@
 //! Converting between TSC ticks and nanoseconds, and deriving the TSC frequency from a
-//! calibration measurement.
-
-/// Input frequency of the 8254 PIT (ISA standard), in Hz.
-pub const PIT_HZ: u64 = 1_193_182;
+//! calibration measurement. Plain arithmetic (the TSC itself is read by [`super::rdtsc`]).
 
 /// A TSC frequency, with a precomputed multiplier so that converting a latency is one
 /// multiplication and a shift (no division on the hot path).
@@ -36,6 +33,11 @@ impl TscScale {
     pub fn ticks_to_ns(&self, ticks: u64) -> u64 {
         let ns = (u128::from(ticks) * u128::from(self.ns_per_tick_fp32)) >> 32;
         u64::try_from(ns).unwrap_or(u64::MAX)
+    }
+
+    /// Converts `ms` milliseconds to ticks (saturating).
+    pub fn ms_to_ticks(&self, ms: u64) -> u64 {
+        u64::try_from(u128::from(ms) * u128::from(self.khz)).unwrap_or(u64::MAX)
     }
 
     /// Converts `ns` nanoseconds to ticks (saturating).
@@ -81,11 +83,21 @@ mod tests {
     }
 
     #[test]
+    fn milliseconds_convert_to_ticks_exactly() {
+        let scale = TscScale::from_khz(2_600_000).unwrap();
+
+        assert_eq!(scale.ms_to_ticks(250), 650_000_000);
+    }
+
+    #[test]
     fn huge_tick_counts_saturate() {
         let scale = TscScale::from_khz(1).unwrap();
 
         assert_eq!(scale.ticks_to_ns(u64::MAX), u64::MAX);
     }
+
+    /// Input frequency of the 8254 PIT (ISA standard), in Hz.
+    const PIT_HZ: u64 = 1_193_182;
 
     #[test]
     fn frequency_follows_from_a_pit_measurement() {

@@ -4,16 +4,16 @@
 //! Why ring 3: on software KVM (this project's build and CI machines) ring-0 guest code is
 //! emulated instruction by instruction, about a microsecond each, while ring-3 code runs
 //! natively. So the image keeps a tiny ring-0 kernel — boot, the interrupt and exception
-//! stubs, and two system calls (wait for the timer, halt; see `syscall`) — and runs the task
-//! itself, statistics and reports included, in ring 3. The task runs with IOPL 3 so that it
-//! reaches the ABI doorbell and the PC's I/O ports directly, and on the same identity
-//! mapping (all pages user-accessible: the image trusts itself; the partition boundary is the
-//! monitor's business).
+//! stubs, and three system calls (wait for the timer, halt, triple-fault; see `syscall`) — and
+//! runs the task itself, whatever it computes and reports, in ring 3. The task runs with
+//! IOPL 3 so that it reaches the ABI doorbell and the PC's I/O ports directly, and on the same
+//! identity mapping (all pages user-accessible: the image trusts itself; the partition
+//! boundary is the monitor's business).
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use rt_demo::x86::{tss_descriptor, TSS_SIZE};
+use bulkhead_guest_sdk::arch::x86::descriptor::{tss_descriptor, TSS_SIZE};
 
 /// Selector of the 64-bit kernel code segment.
 pub const KERNEL_CS: u16 = 0x08;

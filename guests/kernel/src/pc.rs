@@ -2,8 +2,11 @@
 //! or `-M microvm`): COM1 for the console, the 8259 PICs (masked), the 8254 PIT to calibrate
 //! the TSC, and the ways to power off.
 
+use bulkhead_guest_sdk::arch::x86::tsc;
 use bulkhead_guest_sdk::arch::x86::{self, port};
-use rt_demo::tsc::{self, PIT_HZ};
+
+/// Input frequency of the 8254 PIT (ISA standard), in Hz.
+const PIT_HZ: u64 = 1_193_182;
 
 /// COM1 base port (16550 UART).
 const COM1: u16 = 0x3f8;
