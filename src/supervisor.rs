@@ -497,15 +497,50 @@ fn copy_console(stdout: impl Read, name: &str, out: &Out, mut log: Option<File>)
     }
 }
 
-/// Lines of a byte stream, lossily decoded, without line endings.
+/// Longest console or log line passed on whole; a guest that writes more without a newline
+/// has it cut into lines of this length, so the supervisor's memory stays bounded.
+const MAX_LINE: usize = 4096;
+
+/// Lines of a byte stream, lossily decoded, without line endings, at most [`MAX_LINE`] bytes
+/// each.
 fn lines(r: impl Read) -> impl Iterator<Item = String> {
-    BufReader::new(r)
-        .split(b'\n')
-        .map_while(Result::ok)
-        .map(|bytes| {
-            let line = String::from_utf8_lossy(&bytes);
-            line.trim_end_matches('\r').to_string()
-        })
+    let mut reader = BufReader::new(r);
+    let mut line: Vec<u8> = Vec::new();
+    std::iter::from_fn(move || loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => &[],
+        };
+        if buf.is_empty() {
+            if line.is_empty() {
+                return None;
+            }
+            return Some(decode(&std::mem::take(&mut line)));
+        }
+        let room = MAX_LINE - line.len();
+        let take = buf.len().min(room);
+        match buf[..take].iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                line.extend_from_slice(&buf[..end]);
+                reader.consume(end + 1);
+                return Some(decode(&std::mem::take(&mut line)));
+            }
+            None => {
+                line.extend_from_slice(&buf[..take]);
+                reader.consume(take);
+                if line.len() == MAX_LINE {
+                    return Some(decode(&std::mem::take(&mut line)));
+                }
+            }
+        }
+    })
+}
+
+fn decode(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .trim_end_matches('\r')
+        .to_string()
 }
 
 #[cfg(test)]
@@ -547,6 +582,15 @@ mod tests {
         std::fs::remove_dir_all(&base).unwrap();
         assert_eq!(mode, 0o700);
         assert!(empty);
+    }
+
+    #[test]
+    fn a_line_without_end_is_cut_at_the_longest_line() {
+        let input = vec![b'x'; MAX_LINE * 2 + 10];
+
+        let got: Vec<usize> = lines(input.as_slice()).map(|l| l.len()).collect();
+
+        assert_eq!(got, [MAX_LINE, MAX_LINE, 10]);
     }
 
     #[test]

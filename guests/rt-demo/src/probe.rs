@@ -3,10 +3,12 @@
 //! further apart than the threshold) and the stretches between them (*runs*), and report
 //! their count and extremes once a second:
 //!
-//! `window-probe runs=N run_min_us=A run_max_us=B gap_min_us=C gap_max_us=D gaps=M`
+//! `window-probe runs=N run_min_us=A run_max_us=B gap_min_us=C gap_max_us=D gaps=M run_total_us=T`
 //!
 //! Under an ARINC 653 schedule that gives the partition a 5 ms window in a 20 ms major frame,
-//! runs are at most ~5 ms and gaps at least ~15 ms.
+//! runs are at most ~5 ms, gaps at least ~15 ms (unless the host takes the CPU inside a window
+//! too) and the runs add up to at most a quarter of the second (`run_total_us`, the counted
+//! runs only).
 //!
 //! What is left out, so that every run and gap reported is whole:
 //!
@@ -34,6 +36,8 @@ pub struct Extremes {
     pub min: u64,
     /// Longest, 0 when none.
     pub max: u64,
+    /// All of them together.
+    pub total: u64,
 }
 
 impl Extremes {
@@ -42,6 +46,7 @@ impl Extremes {
             count: 0,
             min: u64::MAX,
             max: 0,
+            total: 0,
         }
     }
 
@@ -49,6 +54,7 @@ impl Extremes {
         self.count += 1;
         self.min = self.min.min(ticks);
         self.max = self.max.max(ticks);
+        self.total = self.total.saturating_add(ticks);
     }
 
     /// `(min, max)` in µs, `(0, 0)` when none were recorded.
@@ -141,7 +147,9 @@ impl Probe {
             .str(b" gap_max_us=")
             .u64(gap_max)
             .str(b" gaps=")
-            .u64(self.gaps.count);
+            .u64(self.gaps.count)
+            .str(b" run_total_us=")
+            .u64(scale.ticks_to_ns(self.runs.total) / 1000);
         self.runs = Extremes::new();
         self.gaps = Extremes::new();
     }
@@ -180,7 +188,7 @@ mod tests {
         // between three gaps of 15 ms.
         assert_eq!(
             line.as_bytes(),
-            &b"window-probe runs=2 run_min_us=5000 run_max_us=5000 gap_min_us=15000 gap_max_us=15000 gaps=3"[..]
+            &b"window-probe runs=2 run_min_us=5000 run_max_us=5000 gap_min_us=15000 gap_max_us=15000 gaps=3 run_total_us=10000"[..]
         );
     }
 
@@ -235,7 +243,7 @@ mod tests {
 
         assert_eq!(
             line.as_bytes(),
-            &b"window-probe runs=0 run_min_us=0 run_max_us=0 gap_min_us=0 gap_max_us=0 gaps=0"[..]
+            &b"window-probe runs=0 run_min_us=0 run_max_us=0 gap_min_us=0 gap_max_us=0 gaps=0 run_total_us=0"[..]
         );
     }
 
