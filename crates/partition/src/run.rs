@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bulkhead_config::plan::{Criticality, PartitionPlan};
-use bulkhead_config::IdlePolicy;
+use bulkhead_config::{DeviceKind, IdlePolicy, NetBackend};
 use bulkhead_devices::legacy::{
     PowerController, Uart, COM1_BASE, COM1_GSI, POWER_PORT_BASE, PVPANIC_PORT, RESET_OFFSET,
     RESET_VALUE, S5_SLEEP_TYPE, SLEEP_CONTROL_OFFSET, SLEEP_STATUS_OFFSET,
@@ -130,7 +130,11 @@ pub fn run_partition(
             plan.housekeeping_cpus
         ));
     }
-    let memory = create_guest_memory(plan.memory_mib, plan.huge_pages)?;
+    // A bridge port is a vhost-user connection: the bridge maps the guest's memory.
+    let shared = plan.devices.iter().any(|d| {
+        matches!(&d.kind, DeviceKind::Net(net) if matches!(net.backend, NetBackend::Bridge { .. }))
+    });
+    let memory = create_guest_memory(plan.memory_mib, plan.huge_pages, shared)?;
     let vm = Vm::new(memory)?;
     set_idle_policy(plan, &vm, log);
     let console = Console::stdout();

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use bulkhead_config::{rules, Criticality, DeviceKind, DevicePlan, NetBackend, PartitionPlan};
 use bulkhead_virtio::vsock::Vsock;
-use bulkhead_virtio::{block::Block, console::Console as VirtioConsole, net::Net, rng::Rng};
+use bulkhead_virtio::net::{Net, VhostUserNet};
+use bulkhead_virtio::{block::Block, console::Console as VirtioConsole, rng::Rng};
 use bulkhead_virtio::{Interrupt, MmioTransport, VirtioDevice, QUEUE_NOTIFY_OFFSET};
 use bulkhead_vmm::x86_64::layout::{VIRTIO_FIRST_GSI, VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE};
 use bulkhead_vmm::Vm;
@@ -62,6 +63,8 @@ struct Slot {
     transport: Arc<Mutex<MmioTransport>>,
     /// One eventfd per queue; KVM signals it on a QueueNotify write of that queue's index.
     notifiers: Vec<EventFd>,
+    /// The notifiers belong to the device's backend (vhost-user): not waited on here.
+    kicks_elsewhere: bool,
     /// Longest hold of a queue notification (zero: none; see `batch.rs`).
     batch: Duration,
 }
@@ -92,9 +95,17 @@ impl VirtioDevices {
                     plan.name,
                     device_plan.kind.as_str()
                 ));
+            // A device that takes its notifications itself (vhost-user) gives its own
+            // eventfds; the device thread then never waits on them.
+            let own_kicks = transport.kick_eventfds();
+            let kicks_elsewhere = own_kicks.is_some();
+            let mut own_kicks = own_kicks.unwrap_or_default().into_iter();
             let mut notifiers = Vec::new();
             for queue in 0..transport.num_queues() {
-                let evt = EventFd::new(libc::EFD_NONBLOCK).map_err(PartitionError::EventFd)?;
+                let evt = match own_kicks.next() {
+                    Some(evt) => evt,
+                    None => EventFd::new(libc::EFD_NONBLOCK).map_err(PartitionError::EventFd)?,
+                };
                 vm.register_mmio_ioevent(&evt, base + QUEUE_NOTIFY_OFFSET, queue as u32)?;
                 notifiers.push(evt);
             }
@@ -104,6 +115,7 @@ impl VirtioDevices {
                 interrupt,
                 transport: Arc::new(Mutex::new(transport)),
                 notifiers,
+                kicks_elsewhere,
                 batch: batch_window(plan, device_plan),
             });
         }
@@ -201,7 +213,12 @@ impl VirtioDevices {
         let epoll = Epoll::new().map_err(PartitionError::EventFd)?;
         let mut routes = Vec::new();
         for slot in &self.slots {
-            for (queue, evt) in slot.notifiers.iter().enumerate() {
+            let queues = if slot.kicks_elsewhere {
+                &[][..]
+            } else {
+                &slot.notifiers[..]
+            };
+            for (queue, evt) in queues.iter().enumerate() {
                 let evt = evt.try_clone().map_err(PartitionError::EventFd)?;
                 add_to_epoll(&epoll, evt.as_raw_fd(), EventSet::IN, routes.len())?;
                 routes.push(Route {
@@ -383,10 +400,10 @@ fn create_device(
                     Box::new(Link::open(&run_dir, &partition.name, peer).map_err(|e| failed(&e))?)
                 }
                 NetBackend::Bridge { bridge } => {
-                    return Err(PartitionError::Device(
-                        plan.index,
-                        format!("bridge ports are not implemented yet (bridge {bridge:?})"),
-                    ))
+                    let run_dir = Link::run_dir().map_err(|e| failed(&e))?;
+                    let socket = run_dir.join(bridge_socket_name(bridge, &partition.name));
+                    let device = VhostUserNet::new(net.mac, socket).map_err(|e| failed(&e))?;
+                    return Ok(Box::new(device));
                 }
             };
             Box::new(Net::new(net.mac, backend))
@@ -396,6 +413,12 @@ fn create_device(
             Box::new(Vsock::new(u64::from(v.cid), &ports).map_err(|e| failed(&e))?)
         }
     })
+}
+
+/// The file name, in the run directory, of the socket where bridge `bridge` serves
+/// partition `partition`'s port (the bridge process binds it).
+pub fn bridge_socket_name(bridge: &str, partition: &str) -> String {
+    format!("bridge-{bridge}-{partition}.sock")
 }
 
 /// `error` and its sources, joined with ": " ([`PartitionError::Device`] holds a string).

@@ -167,6 +167,25 @@ pub trait VirtioDevice: Send {
     fn backend_pending(&self) -> bool {
         false
     }
+    /// Whether the device's configuration space changed on the host side since the last call
+    /// (e.g. a network link went down): the transport then raises a configuration-change
+    /// interrupt. Asked after activation and after every `process_backend`.
+    fn take_config_change(&mut self) -> bool {
+        false
+    }
+    /// A line for the monitor's log about the device's host side (e.g. its backend could not
+    /// be reached), at most one per call; the transport rate-limits them. Asked after every
+    /// `process_backend`.
+    fn take_log_line(&mut self) -> Option<String> {
+        None
+    }
+    /// The eventfds the queues' notifications must go to, one per queue, when the device takes
+    /// them itself (a vhost-user device hands them to its backend): the partition registers
+    /// these as the queues' ioeventfds and never waits on them. `None` (the default): the
+    /// partition creates its own and calls `process_queue`.
+    fn kick_eventfds(&self) -> Option<Vec<vmm_sys_util::eventfd::EventFd>> {
+        None
+    }
     /// Back to the state before activation (the driver wrote 0 to the status register).
     fn reset(&mut self);
     /// Counters, by name (each device documents its fields in its `metrics.rs`).

@@ -54,6 +54,8 @@ const VENDOR_ID: u32 = u32::from_le_bytes(*b"BKHD");
 const MAX_QUEUE_SIZE: u16 = 32768;
 /// One log line per fault cause per device per interval.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// The log cause of the device's own host-side lines ([`VirtioDevice::take_log_line`]).
+const HOST_SIDE_CAUSE: usize = Fault::ALL.len();
 
 const ACKNOWLEDGE: u32 = VIRTIO_CONFIG_S_ACKNOWLEDGE;
 const DRIVER: u32 = VIRTIO_CONFIG_S_DRIVER;
@@ -185,7 +187,8 @@ pub struct MmioTransport {
     active: bool,
     broken: Option<Fault>,
     metrics: TransportMetrics,
-    log: CauseLog<{ Fault::ALL.len() }>,
+    /// One cause per fault, and one ([`HOST_SIDE_CAUSE`]) for the device's host-side lines.
+    log: CauseLog<{ Fault::ALL.len() + 1 }>,
 }
 
 impl std::fmt::Debug for MmioTransport {
@@ -356,7 +359,15 @@ impl MmioTransport {
             return false;
         }
         self.metrics.backend_events += 1;
-        match self.device.process_backend() {
+        let result = self.device.process_backend();
+        if let Some(line) = self.device.take_log_line() {
+            self.log
+                .emit(HOST_SIDE_CAUSE, format_args!("{}: {line}", self.name));
+        }
+        if self.device.take_config_change() {
+            self.config_changed();
+        }
+        match result {
             Ok(true) => {
                 self.metrics.interrupts_used += 1;
                 self.interrupt.signal_used_queue();
@@ -368,6 +379,12 @@ impl MmioTransport {
             }
         }
         self.device.backend_pending()
+    }
+
+    /// The eventfds the device takes its queue notifications on, if it takes them itself
+    /// ([`VirtioDevice::kick_eventfds`]).
+    pub fn kick_eventfds(&self) -> Option<Vec<vmm_sys_util::eventfd::EventFd>> {
+        self.device.kick_eventfds()
     }
 
     /// The device's configuration changed on the host side: bumps `ConfigGeneration` and, once

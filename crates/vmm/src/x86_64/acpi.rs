@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn tables_are_written_with_valid_checksums_and_linked_from_the_rsdp() {
-        let mem = crate::create_guest_memory(2, false).unwrap();
+        let mem = crate::create_guest_memory(2, false, false).unwrap();
 
         let rsdp = write_tables(&mem, &platform()).unwrap();
         let mut head = [0u8; 36];

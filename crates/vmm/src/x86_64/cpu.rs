@@ -373,7 +373,7 @@ mod tests {
 
     #[test]
     fn page_tables_identity_map_the_lapic() {
-        let mem = crate::create_guest_memory(2, false).unwrap();
+        let mem = crate::create_guest_memory(2, false, false).unwrap();
 
         write_boot_structures(&mem).unwrap();
         let pd3_entry: u64 = mem

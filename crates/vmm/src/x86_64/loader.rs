@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn memory_map_reserves_the_legacy_hole_and_lists_ram() {
-        let mem = crate::create_guest_memory(64, false).unwrap();
+        let mem = crate::create_guest_memory(64, false, false).unwrap();
 
         let map = memory_map(&mem);
 
