@@ -6,15 +6,18 @@
 # Output: ${BULKHEAD_CACHE:-$HOME/.cache/bulkhead}/images/
 #   vmlinuz                     linux-image-6.1.0-*-amd64's bzImage, as shipped
 #   vmlinux                     the same kernel as an uncompressed ELF (Xen PVH note checked)
-#   initramfs.cpio.gz           Linux-partition guest root: busybox, /init, VirtIO modules,
-#                               Debian's fio, iperf3 and socat with every shared library they need
+#   vmlinuz-rt, vmlinux-rt      the same two of linux-image-6.1.0-*-rt-amd64 (PREEMPT_RT)
+#   initramfs.cpio.gz           Linux-partition guest root for both kernels: busybox, /init,
+#                               the VirtIO, watchdog (ib700wdt) and pvpanic modules of each kernel,
+#                               Debian's fio, iperf3, socat, cyclictest (rt-tests) and stress-ng
+#                               with every shared library they need, bh-cyclictest
 #   testhost-vmlinux            the test host's kernel (a hard link to vmlinux)
 #   testhost-initramfs.cpio.gz  the test host's root: busybox, /init, kvm-amd + 9p modules
-#   kernel.config               the kernel's build configuration
+#   kernel.config               the kernel's build configuration (kernel-rt.config: the RT one's)
 #   manifest                    package versions and the build key
 # Downloaded packages are kept in .../bulkhead/debs/. Nothing is installed into this machine
 # except the build tools (cpio, xz-utils, kmod, binutils, gzip) via apt-get.
-# The build is skipped when the manifest's key (kernel, busybox, fio, iperf3, socat and their library
+# The build is skipped when the manifest's key (both kernels, busybox, the tools and their library
 # packages' versions + a hash of this script and scripts/images/*) matches; --force rebuilds
 # anyway.
 # See docs/test-host.md.
@@ -98,11 +101,16 @@ mkdir -p "$OUT" "$DEBS"
 exec 9>"$OUT/.lock"
 flock 9 # one build at a time per cache
 
-OUTPUTS=(vmlinuz vmlinux initramfs.cpio.gz testhost-vmlinux testhost-initramfs.cpio.gz)
+OUTPUTS=(vmlinuz vmlinux vmlinuz-rt vmlinux-rt initramfs.cpio.gz testhost-vmlinux testhost-initramfs.cpio.gz)
 # Tools in the guest image: Debian's binaries as shipped, with the shared libraries they load
 # (found by following DT_NEEDED from the binaries through the library packages they depend on).
-TOOL_PKGS=(fio iperf3 socat)
-TOOL_BINS=(/usr/bin/fio /usr/bin/iperf3 /usr/bin/socat)
+TOOL_PKGS=(fio iperf3 socat rt-tests stress-ng)
+TOOL_BINS=(/usr/bin/fio /usr/bin/iperf3 /usr/bin/socat /usr/bin/cyclictest /usr/bin/stress-ng)
+# Modules of the guest initramfs, for both kernels (dependencies come from modules.dep): the
+# VirtIO set, and the health monitor's guest side (ib700wdt: the IB700 watchdog at ports
+# 0x441/0x443; pvpanic-mmio: the ACPI QEMU0001 panic device).
+GUEST_MODULES=(virtio_mmio virtio_pci virtio_blk virtio_net virtio_console virtio_rng
+	vmw_vsock_virtio_transport ib700wdt pvpanic pvpanic_mmio)
 INPUT_HASH=$(cat "$0" "$FILES_DIR"/* | sha256sum | cut -c1-16)
 
 # Fast path (apt-cache takes ~0.5 s a call here): if the apt lists have not changed since the last
@@ -116,7 +124,7 @@ if [ "$FORCE" = 0 ] && [ -r "$OUT/manifest" ] &&
 		if [ "$QUIET" = 0 ]; then
 			echo "up to date ($(sed -n 's/^key: //p' "$OUT/manifest"))"
 			echo "images in $OUT/:"
-			for f in "${OUTPUTS[@]}" kernel.config manifest; do
+			for f in "${OUTPUTS[@]}" kernel.config kernel-rt.config manifest; do
 				[ -e "$OUT/$f" ] && printf '  %-28s %8s\n' "$f" "$(du -h --apparent-size "$OUT/$f" | cut -f1)"
 			done
 		fi
@@ -125,12 +133,13 @@ if [ "$FORCE" = 0 ] && [ -r "$OUT/manifest" ] &&
 fi
 
 # ---------------------------------------------------------------------------------------------
-step "resolving packages (linux-image-amd64, busybox-static, ${TOOL_PKGS[*]} and their libraries)"
+step "resolving packages (linux-image-amd64, linux-image-rt-amd64, busybox-static, ${TOOL_PKGS[*]} and their libraries)"
 resolve() { # metapackage/package -> "name version" using the local apt lists
 	local pkg=$1 real ver
-	if [ "$pkg" = linux-image-amd64 ]; then
-		real=$(apt-cache depends linux-image-amd64 2>/dev/null |
-			sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n1)
+	if [ "$pkg" = linux-image-amd64 ] || [ "$pkg" = linux-image-rt-amd64 ]; then
+		# linux-image-amd64 -> linux-image-6.1.0-NN-amd64, linux-image-rt-amd64 -> ...-NN-rt-amd64
+		real=$(apt-cache depends "$pkg" 2>/dev/null |
+			sed -n "s/^ *Depends: \(linux-image-[0-9][^ ]*-${pkg#linux-image-}\)\$/\1/p" | head -n1)
 	else
 		real=$pkg
 	fi
@@ -170,12 +179,15 @@ resolve_tools() {
 		/^  Candidate:/ { if ($2 == "(none)") bad = 1; else print p, $2 }
 		END { exit bad }' | LC_ALL=C sort
 }
-resolve_all() { # sets KNAME KVER KREL BBNAME BBVER TOOLS ("name version" lines)
-	local kpkg bbpkg p
-	kpkg=$(resolve linux-image-amd64) && bbpkg=$(resolve busybox-static) || return 1
+resolve_all() { # sets KNAME KVER KREL RTNAME RTVER RTREL BBNAME BBVER TOOLS ("name version" lines)
+	local kpkg rtpkg bbpkg p
+	kpkg=$(resolve linux-image-amd64) && rtpkg=$(resolve linux-image-rt-amd64) &&
+		bbpkg=$(resolve busybox-static) || return 1
 	read -r KNAME KVER <<<"$kpkg"
+	read -r RTNAME RTVER <<<"$rtpkg"
 	read -r BBNAME BBVER <<<"$bbpkg"
-	KREL=${KNAME#linux-image-} # kernel release, e.g. 6.1.0-56-amd64
+	KREL=${KNAME#linux-image-}   # kernel release, e.g. 6.1.0-56-amd64
+	RTREL=${RTNAME#linux-image-} # e.g. 6.1.0-56-rt-amd64
 	TOOLS=$(resolve_tools) || return 1
 	for p in "${TOOL_PKGS[@]}"; do grep -q "^$p " <<<"$TOOLS" || return 1; done
 }
@@ -183,13 +195,13 @@ tool_version() { sed -n "s/^$1 //p" <<<"$TOOLS"; }
 make_key() {
 	local p tool_key=""
 	for p in "${TOOL_PKGS[@]}"; do tool_key+="$p=$(tool_version "$p") "; done
-	KEY="$KNAME=$KVER $BBNAME=$BBVER ${tool_key}libs=$(sha256sum <<<"$TOOLS" | cut -c1-16) scripts=$INPUT_HASH"
+	KEY="$KNAME=$KVER $RTNAME=$RTVER $BBNAME=$BBVER ${tool_key}libs=$(sha256sum <<<"$TOOLS" | cut -c1-16) scripts=$INPUT_HASH"
 }
 if ! resolve_all; then
 	apt_update_once
-	resolve_all || die "cannot resolve linux-image-amd64 / busybox-static / ${TOOL_PKGS[*]} with apt-cache"
+	resolve_all || die "cannot resolve linux-image-amd64 / linux-image-rt-amd64 / busybox-static / ${TOOL_PKGS[*]} with apt-cache"
 fi
-info "$KNAME $KVER (kernel $KREL), $BBNAME $BBVER"
+info "$KNAME $KVER (kernel $KREL), $RTNAME $RTVER (kernel $RTREL), $BBNAME $BBVER"
 info "$(for p in "${TOOL_PKGS[@]}"; do printf '%s %s, ' "$p" "$(tool_version "$p")"; done)$(($(wc -l <<<"$TOOLS") - ${#TOOL_PKGS[@]})) library packages"
 
 make_key
@@ -197,10 +209,10 @@ make_key
 show_outputs() {
 	[ "$QUIET" = 1 ] && return 0
 	echo "images in $OUT/:"
-	for f in "${OUTPUTS[@]}" kernel.config manifest; do
+	for f in "${OUTPUTS[@]}" kernel.config kernel-rt.config manifest; do
 		[ -e "$OUT/$f" ] && printf '  %-28s %8s\n' "$f" "$(du -h --apparent-size "$OUT/$f" | cut -f1)"
 	done
-	echo "  kernel: $KNAME $KVER ($KREL); busybox: $BBNAME $BBVER"
+	echo "  kernels: $KNAME $KVER ($KREL), $RTNAME $RTVER ($RTREL); busybox: $BBNAME $BBVER"
 	echo "  tools: $(for p in "${TOOL_PKGS[@]}"; do printf '%s %s ' "$p" "$(tool_version "$p")"; done)(+ $(($(wc -l <<<"$TOOLS") - ${#TOOL_PKGS[@]})) library packages)"
 }
 
@@ -216,7 +228,7 @@ if [ "$up_to_date" = 1 ]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-step "downloading $KNAME $KVER, $BBNAME $BBVER and $(wc -l <<<"$TOOLS") tool/library packages into $DEBS"
+step "downloading $KNAME $KVER, $RTNAME $RTVER, $BBNAME $BBVER and $(wc -l <<<"$TOOLS") tool/library packages into $DEBS"
 deb_path() { # name version -> path of the cached .deb, if present
 	local f
 	for f in "$DEBS/$1"_*.deb; do
@@ -256,18 +268,20 @@ fetch_tools() { # the packages of $TOOLS not cached yet, in one apt-get call
 	done <<<"$TOOLS"
 	info "tools: $n packages, $((n - ${#missing[@]})) cached, ${#missing[@]} downloaded"
 }
-if ! fetch "$KNAME" "$KVER" || ! fetch "$BBNAME" "$BBVER" || ! fetch_tools; then
+if ! fetch "$KNAME" "$KVER" || ! fetch "$RTNAME" "$RTVER" || ! fetch "$BBNAME" "$BBVER" || ! fetch_tools; then
 	# Stale apt lists: the mirror no longer has that version. Update, re-resolve, retry.
 	[ "$APT_UPDATED" = 0 ] || die "apt-get download failed"
 	apt_update_once
-	resolve_all || die "cannot resolve linux-image-amd64 / busybox-static / ${TOOL_PKGS[*]} with apt-cache"
-	info "now: $KNAME $KVER (kernel $KREL), $BBNAME $BBVER"
+	resolve_all || die "cannot resolve linux-image-amd64 / linux-image-rt-amd64 / busybox-static / ${TOOL_PKGS[*]} with apt-cache"
+	info "now: $KNAME $KVER (kernel $KREL), $RTNAME $RTVER (kernel $RTREL), $BBNAME $BBVER"
 	make_key
 	fetch "$KNAME" "$KVER" || die "apt-get download $KNAME=$KVER failed"
+	fetch "$RTNAME" "$RTVER" || die "apt-get download $RTNAME=$RTVER failed"
 	fetch "$BBNAME" "$BBVER" || die "apt-get download $BBNAME=$BBVER failed"
 	fetch_tools || die "apt-get download of ${TOOL_PKGS[*]} and their libraries failed"
 fi
 KDEB=$(deb_path "$KNAME" "$KVER")
+RTDEB=$(deb_path "$RTNAME" "$RTVER")
 BBDEB=$(deb_path "$BBNAME" "$BBVER")
 
 WORK=$(mktemp -d "$CACHE/.build.XXXXXX")
@@ -276,9 +290,11 @@ STAGE=$WORK/out
 mkdir -p "$STAGE"
 
 # ---------------------------------------------------------------------------------------------
-step "extracting $KNAME, $BBNAME and the tool packages"
+step "extracting $KNAME, $RTNAME, $BBNAME and the tool packages"
 KROOT=$WORK/kernel
+RTROOT=$WORK/kernel-rt
 dpkg-deb -x "$KDEB" "$KROOT"
+dpkg-deb -x "$RTDEB" "$RTROOT"
 dpkg-deb -x "$BBDEB" "$WORK/busybox"
 TROOT=$WORK/tools # every tool and library package, unpacked over each other
 while read -r name ver; do
@@ -287,37 +303,53 @@ done <<<"$TOOLS"
 BUSYBOX=$WORK/busybox/bin/busybox
 [ -x "$BUSYBOX" ] || die "no bin/busybox in $BBDEB"
 [ -d "$KROOT/lib/modules/$KREL" ] || die "no lib/modules/$KREL in $KDEB"
+[ -d "$RTROOT/lib/modules/$RTREL" ] || die "no lib/modules/$RTREL in $RTDEB"
 # Debian's kernel packages don't ship modules.dep (the postinst generates it).
 depmod -b "$KROOT" "$KREL"
-info "$(find "$KROOT/lib/modules/$KREL" -name '*.ko*' | wc -l) modules, depmod done"
+depmod -b "$RTROOT" "$RTREL"
+info "$(find "$KROOT/lib/modules/$KREL" -name '*.ko*' | wc -l) + $(find "$RTROOT/lib/modules/$RTREL" -name '*.ko*' | wc -l) modules, depmod done"
 
 # ---------------------------------------------------------------------------------------------
-step "extracting vmlinux from the bzImage of $KNAME"
+# extract_vmlinux BZIMAGE OUT: the uncompressed ELF kernel inside a bzImage, checked for the
+# Xen PVH entry note. The payload is located from the setup header (setup_sects,
+# payload_offset, payload_length); Debian's kernels are CONFIG_KERNEL_XZ.
+extract_vmlinux() {
+	local bz=$1 out=$2 setup_sects payload_offset payload_length start magic comp notes
+	le() { od -An -t "u$2" -j "$1" -N "$2" "$bz" | tr -d ' \n'; } # offset size -> unsigned LE
+	[ "$(dd if="$bz" bs=1 skip=514 count=4 status=none)" = HdrS ] || die "$bz is not a bzImage"
+	setup_sects=$(le 0x1f1 1)
+	[ "$setup_sects" -gt 0 ] || setup_sects=4
+	payload_offset=$(le 0x248 4)
+	payload_length=$(le 0x24c 4)
+	start=$(((setup_sects + 1) * 512 + payload_offset))
+	magic=$(od -An -t x1 -j "$start" -N 6 "$bz" | tr -d ' \n')
+	extract_payload() { dd if="$bz" bs=1M iflag=skip_bytes,count_bytes skip="$start" count="$payload_length" status=none; }
+	case $magic in
+	fd377a585a00) comp=xz; extract_payload | xz -dc --single-stream >"$out" ;;
+	1f8b08*) comp=gzip; extract_payload | gzip -dc >"$out" 2>/dev/null || [ -s "$out" ] ;;
+	28b52ffd*) comp=zstd; extract_payload | zstd -dc >"$out" ;;
+	*) die "unknown compressed payload (magic $magic) in $bz" ;;
+	esac
+	[ "$(od -An -t x1 -N 4 "$out" | tr -d ' \n')" = 7f454c46 ] || die "decompressed payload of $bz is not an ELF"
+	# Xen PVH entry point: XEN_ELFNOTE_PHYS32_ENTRY = 18 (0x12) in a "Xen" note.
+	notes=$(readelf -n "$out")
+	grep -Eq '^[[:space:]]*Xen[[:space:]]+0x[0-9a-f]+[[:space:]]+(Unknown note type: \(0x00000012\)|.*PHYS32)' <<<"$notes" ||
+		die "$(basename "$out") has no Xen PVH note (XEN_ELFNOTE_PHYS32_ENTRY)"
+	info "payload: $comp, ${payload_length} bytes at offset $start -> $(basename "$out") $(du -h --apparent-size "$out" | cut -f1), PVH note present"
+}
+
+step "extracting vmlinux and vmlinux-rt from the bzImages of $KNAME and $RTNAME"
 BZ=$KROOT/boot/vmlinuz-$KREL
 [ -r "$BZ" ] || die "no boot/vmlinuz-$KREL in $KDEB"
+RTBZ=$RTROOT/boot/vmlinuz-$RTREL
+[ -r "$RTBZ" ] || die "no boot/vmlinuz-$RTREL in $RTDEB"
 cp "$BZ" "$STAGE/vmlinuz"
+cp "$RTBZ" "$STAGE/vmlinuz-rt"
 cp "$KROOT/boot/config-$KREL" "$STAGE/kernel.config"
-le() { od -An -t "u$2" -j "$1" -N "$2" "$BZ" | tr -d ' \n'; } # offset size -> unsigned LE
-[ "$(dd if="$BZ" bs=1 skip=514 count=4 status=none)" = HdrS ] || die "$BZ is not a bzImage"
-setup_sects=$(le 0x1f1 1)
-[ "$setup_sects" -gt 0 ] || setup_sects=4
-payload_offset=$(le 0x248 4)
-payload_length=$(le 0x24c 4)
-start=$(((setup_sects + 1) * 512 + payload_offset))
-magic=$(od -An -t x1 -j "$start" -N 6 "$BZ" | tr -d ' \n')
-extract_payload() { dd if="$BZ" bs=1M iflag=skip_bytes,count_bytes skip="$start" count="$payload_length" status=none; }
-case $magic in
-fd377a585a00) comp=xz; extract_payload | xz -dc --single-stream >"$STAGE/vmlinux" ;;
-1f8b08*) comp=gzip; extract_payload | gzip -dc >"$STAGE/vmlinux" 2>/dev/null || [ -s "$STAGE/vmlinux" ] ;;
-28b52ffd*) comp=zstd; extract_payload | zstd -dc >"$STAGE/vmlinux" ;;
-*) die "unknown compressed payload (magic $magic) in $BZ" ;;
-esac
-[ "$(od -An -t x1 -N 4 "$STAGE/vmlinux" | tr -d ' \n')" = 7f454c46 ] || die "decompressed payload is not an ELF"
-# Xen PVH entry point: XEN_ELFNOTE_PHYS32_ENTRY = 18 (0x12) in a "Xen" note.
-notes=$(readelf -n "$STAGE/vmlinux")
-grep -Eq '^[[:space:]]*Xen[[:space:]]+0x[0-9a-f]+[[:space:]]+(Unknown note type: \(0x00000012\)|.*PHYS32)' <<<"$notes" ||
-	die "vmlinux has no Xen PVH note (XEN_ELFNOTE_PHYS32_ENTRY)"
-info "payload: $comp, ${payload_length} bytes at offset $start -> vmlinux $(du -h --apparent-size "$STAGE/vmlinux" | cut -f1), PVH note present"
+cp "$RTROOT/boot/config-$RTREL" "$STAGE/kernel-rt.config"
+grep -qx 'CONFIG_PREEMPT_RT=y' "$STAGE/kernel-rt.config" || die "$RTNAME is not built with CONFIG_PREEMPT_RT=y"
+extract_vmlinux "$BZ" "$STAGE/vmlinux"
+extract_vmlinux "$RTBZ" "$STAGE/vmlinux-rt"
 ln "$STAGE/vmlinux" "$STAGE/testhost-vmlinux"
 
 # ---------------------------------------------------------------------------------------------
@@ -376,14 +408,53 @@ install_tools() {
 	TOOLS_INFO="${TOOL_BINS[*]##*/} + $nlib shared libraries (the loader included), $((bytes / 1048576)) MiB"
 }
 
-# make_initramfs [--tools] NAME INIT MODULE... : a newc cpio (gzip) with busybox, /init,
-# lib.sh, the modules and their dependencies from modules.dep; with --tools also fio, iperf3 and
-# socat (install_tools).
+# add_modules ROOT KROOT KREL MODULE...: the modules and their dependencies (modules.dep of the
+# unpacked kernel package at KROOT) into ROOT/lib/modules/KREL, with modules.builtin*,
+# modules.order and the files of `depmod -b`. Adds to NMODS.
+add_modules() {
+	local root=$1 kroot=$2 krel=$3 m deps kind path rel
+	shift 3
+	mkdir -p "$root/lib/modules/$krel"
+	for m in "$@"; do
+		deps=$(modprobe -d "$kroot" -S "$krel" --show-depends "$m" 2>&1) ||
+			die "module $m not found in kernel $krel: $deps"
+		while read -r kind path _; do
+			case $kind in
+			insmod)
+				rel=${path#"$kroot"/}
+				if [ ! -e "$root/$rel" ]; then
+					mkdir -p "$root/$(dirname "$rel")"
+					cp "$path" "$root/$rel"
+					NMODS=$((NMODS + 1))
+				fi
+				;;
+			builtin) ;;
+			*) die "modprobe --show-depends $m: unexpected '$kind $path'" ;;
+			esac
+		done <<<"$deps"
+	done
+	for f in modules.builtin modules.builtin.modinfo modules.order; do
+		[ -e "$kroot/lib/modules/$krel/$f" ] && cp "$kroot/lib/modules/$krel/$f" "$root/lib/modules/$krel/"
+	done
+	depmod -b "$root" "$krel"
+}
+
+# make_initramfs [--tools] [--rt] NAME INIT MODULE... : a newc cpio (gzip) with busybox, /init,
+# lib.sh, the modules and their dependencies from modules.dep; with --rt the same modules of the
+# RT kernel too (/lib/modules/<release> of each: modprobe picks the running kernel's); with
+# --tools also fio, iperf3, socat, cyclictest, stress-ng (install_tools) and bh-cyclictest.
 make_initramfs() {
-	local tools=0
-	if [ "$1" = --tools ]; then tools=1; shift; fi
-	local name=$1 init=$2 root=$WORK/root-$1 line rel m deps kind path n=0 level=9 extra=""
+	local tools=0 rt=0
+	while :; do
+		case $1 in
+		--tools) tools=1; shift ;;
+		--rt) rt=1; shift ;;
+		*) break ;;
+		esac
+	done
+	local name=$1 init=$2 root=$WORK/root-$1 line level=9 extra="" mods
 	shift 2
+	NMODS=0
 	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc/bulkhead,proc,sys,dev,tmp,run,root,mnt}
 	cp "$BUSYBOX" "$root/bin/busybox"
 	while read -r line; do
@@ -398,44 +469,28 @@ make_initramfs() {
 	mknod -m 666 "$root/dev/null" c 1 3 2>/dev/null || true
 	echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 	echo "root:x:0:" >"$root/etc/group"
-	mkdir -p "$root/lib/modules/$KREL"
-	for m in "$@"; do
-		deps=$(modprobe -d "$KROOT" -S "$KREL" --show-depends "$m" 2>&1) ||
-			die "module $m not found in $KNAME: $deps"
-		while read -r kind path _; do
-			case $kind in
-			insmod)
-				rel=${path#"$KROOT"/}
-				if [ ! -e "$root/$rel" ]; then
-					mkdir -p "$root/$(dirname "$rel")"
-					cp "$path" "$root/$rel"
-					n=$((n + 1))
-				fi
-				;;
-			builtin) ;;
-			*) die "modprobe --show-depends $m: unexpected '$kind $path'" ;;
-			esac
-		done <<<"$deps"
-	done
-	for f in modules.builtin modules.builtin.modinfo modules.order; do
-		[ -e "$KROOT/lib/modules/$KREL/$f" ] && cp "$KROOT/lib/modules/$KREL/$f" "$root/lib/modules/$KREL/"
-	done
-	depmod -b "$root" "$KREL"
+	add_modules "$root" "$KROOT" "$KREL" "$@"
+	mods="$(cd "$root/lib/modules/$KREL" && find . -name '*.ko*' -printf '%f\n' | sed 's/\.ko.*//' | sort | xargs)"
+	if [ "$rt" = 1 ]; then
+		add_modules "$root" "$RTROOT" "$RTREL" "$@"
+		mods+="; the same for $RTREL"
+	fi
 	if [ "$tools" = 1 ]; then
 		install_tools "$WORK/tools-$name" # on its own first, to measure it
 		cp -a "$WORK/tools-$name/." "$root/"
-		extra="; $TOOLS_INFO"
+		install -m 0755 "$FILES_DIR/bh-cyclictest" "$root/usr/bin/bh-cyclictest"
+		install -m 0644 "$FILES_DIR/cyclictest-stats.awk" "$root/etc/bulkhead/cyclictest-stats.awk"
+		extra="; $TOOLS_INFO; bh-cyclictest"
 		level=6 # ~90 MB to compress: -9 takes 3x as long for 0.5 % less
 	fi
 	(cd "$root" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
 		cpio --null --create --format=newc --owner=0:0 --reproducible --quiet) |
 		gzip -n -"$level" >"$STAGE/$name"
-	info "$name: busybox ($("$BUSYBOX" --list-full | wc -l) applets), $n modules ($(cd "$root/lib/modules/$KREL" && find . -name '*.ko*' -printf '%f\n' | sed 's/\.ko.*//' | sort | xargs))$extra"
+	info "$name: $(du -h --apparent-size "$STAGE/$name" | cut -f1) ($(du -sh --apparent-size "$root" | cut -f1) unpacked): busybox ($("$BUSYBOX" --list-full | wc -l) applets), $NMODS modules ($mods)$extra"
 }
 
-step "building initramfs.cpio.gz (guest: busybox, /init, VirtIO modules, ${TOOL_PKGS[*]})"
-make_initramfs --tools initramfs.cpio.gz guest-init \
-	virtio_mmio virtio_pci virtio_blk virtio_net virtio_console virtio_rng vmw_vsock_virtio_transport
+step "building initramfs.cpio.gz (guest, both kernels: busybox, /init, ${GUEST_MODULES[*]}, ${TOOL_PKGS[*]})"
+make_initramfs --tools --rt initramfs.cpio.gz guest-init "${GUEST_MODULES[@]}"
 
 step "building testhost-initramfs.cpio.gz (busybox, /init, kvm-amd, 9p over virtio-mmio)"
 make_initramfs testhost-initramfs.cpio.gz testhost-init \
@@ -446,13 +501,15 @@ cat >"$STAGE/manifest" <<EOF
 key: $KEY
 kernel-package: $KNAME $KVER
 kernel-release: $KREL
+rt-kernel-package: $RTNAME $RTVER
+rt-kernel-release: $RTREL
 busybox-package: $BBNAME $BBVER
 tool-packages: $(tr ' ' '=' <<<"$TOOLS" | xargs)
 built: $(date -u +%Y-%m-%dT%H:%M:%SZ)
 EOF
 
 # Install atomically-ish: every file is renamed into place; the manifest goes last.
-for f in vmlinuz vmlinux kernel.config initramfs.cpio.gz testhost-initramfs.cpio.gz; do
+for f in vmlinuz vmlinux vmlinuz-rt vmlinux-rt kernel.config kernel-rt.config initramfs.cpio.gz testhost-initramfs.cpio.gz; do
 	mv -f "$STAGE/$f" "$OUT/$f"
 done
 ln -f "$OUT/vmlinux" "$OUT/.testhost-vmlinux.tmp" && mv -f "$OUT/.testhost-vmlinux.tmp" "$OUT/testhost-vmlinux"

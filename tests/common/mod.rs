@@ -244,3 +244,17 @@ pub fn bh_cmd(script: &str) -> String {
     }
     out
 }
+
+/// The guest-image cache with the PREEMPT_RT kernel too (`vmlinux-rt`, `vmlinuz-rt`, of
+/// `linux-image-rt-amd64`), which `scripts/build-images.sh` builds beside the standard one.
+pub fn rt_images() -> PathBuf {
+    let dir = images();
+    for file in ["vmlinux-rt", "vmlinuz-rt"] {
+        assert!(
+            dir.join(file).is_file(),
+            "{} is missing: build the guest images with scripts/build-images.sh",
+            dir.join(file).display()
+        );
+    }
+    dir
+}
