@@ -7,6 +7,7 @@
 //! line is wrong; 130 stopped by Ctrl-C / SIGTERM.
 #![forbid(unsafe_code)]
 
+mod bridges;
 mod supervisor;
 
 use std::path::{Path, PathBuf};
@@ -18,8 +19,10 @@ const USAGE: &str = "usage:
   bulkhead check FILE     validate a system description; nothing runs
   bulkhead run FILE       run the system it describes
   bulkhead events FILE    show the event log of the system it describes (health-monitor
-                          events, restarts, stops; newest last)
-(internal) bulkhead partition FILE NAME   run one partition's monitor";
+                          events, restarts, stops, bridge alerts; newest last)
+  bulkhead stats FILE     show the per-port counters of its bridges (while it runs)
+(internal) bulkhead partition FILE NAME   run one partition's monitor
+(internal) bulkhead bridge FILE NAME      run one network bridge";
 
 /// Exit code for a refused description or bad usage.
 const EXIT_REFUSED: u8 = 2;
@@ -63,7 +66,12 @@ fn main() -> ExitCode {
             Ok(plan) => show_events(&plan.name),
             Err(code) => code,
         },
+        ["stats", file] => match validate(Path::new(file)) {
+            Ok(plan) => show_stats(&plan),
+            Err(code) => code,
+        },
         ["partition", file, name] => run_partition(Path::new(file), name),
+        ["bridge", file, name] => run_bridge(Path::new(file), name),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -114,6 +122,56 @@ fn run_partition(file: &Path, name: &str) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_bridge(file: &Path, name: &str) -> ExitCode {
+    let plan = match validate(file) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    let Some(bridge) = plan.bridges.iter().find(|b| b.name == name) else {
+        eprintln!("no bridge named {name:?} in {}", file.display());
+        return ExitCode::from(EXIT_REFUSED);
+    };
+    let Some(run_dir) = std::env::var_os(supervisor::RUN_DIR_ENV) else {
+        eprintln!(
+            "error: {} is not set: bridges are started by `bulkhead run`",
+            supervisor::RUN_DIR_ENV
+        );
+        return ExitCode::FAILURE;
+    };
+    let log = |line: String| eprintln!("{line}");
+    match bulkhead_bridge::run_bridge(&plan, bridge, Path::new(&run_dir), &log) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {:#}", anyhow::Error::new(e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `bulkhead stats`: the bridges' counter files, as their bridge last wrote them.
+fn show_stats(plan: &SystemPlan) -> ExitCode {
+    if plan.bridges.is_empty() {
+        eprintln!("system \"{}\" has no bridges", plan.name);
+        return ExitCode::SUCCESS;
+    }
+    let mut code = ExitCode::SUCCESS;
+    for bridge in &plan.bridges {
+        let path = bulkhead_bridge::stats_path(&plan.name, &bridge.name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => print!("{text}"),
+            Err(e) => {
+                eprintln!(
+                    "bridge {}: no counters at {} ({e}); is the system running?",
+                    bridge.name,
+                    path.display()
+                );
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    code
 }
 
 /// The path of this executable, to re-execute for partitions.

@@ -32,11 +32,13 @@ use bulkhead_config::{HealthAction, OnReset, PartitionPlan, SystemPlan};
 use bulkhead_partition::events::{self, EventLog, EVENT_LOG_ENV};
 use bulkhead_partition::{monotonic_ns, restrict_current_thread, FRAME_EPOCH_ENV};
 
+use crate::bridges::Bridges;
+
 /// The longest the main thread waits for a signal before it looks at the partition
 /// processes anyway.
 const POLL: Duration = Duration::from_millis(100);
-/// The environment variable that names the run directory to partition processes.
-const RUN_DIR_ENV: &str = "BULKHEAD_RUN_DIR";
+/// The environment variable that names the run directory to partition and bridge processes.
+pub const RUN_DIR_ENV: &str = "BULKHEAD_RUN_DIR";
 
 /// This run's private directory, `<base>/<system>-<supervisor pid>` with mode 0700, where
 /// `<base>` is the first of `$XDG_RUNTIME_DIR/bulkhead`, `/run/bulkhead` and
@@ -266,6 +268,7 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
         event_log: event_log_path.as_deref(),
         epoch_ns,
     };
+    let mut bridges = Bridges::start(plan, &env);
     for part in &mut parts {
         start(part, &env, &out);
     }
@@ -355,8 +358,12 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
                 }
             }
         }
+        if !interrupted {
+            bridges.watch(&env, event_log.as_ref());
+        }
         wait_for_signal(wake.as_ref());
     }
+    bridges.stop();
 
     let clean = parts.iter().all(|p| p.last == Some(Ended::PoweredOff));
     eprintln!(
@@ -413,12 +420,12 @@ fn wait_for_signal(wake: Option<&UnixStream>) {
     let _ = wake.read(&mut buf);
 }
 
-/// What every partition process is started with.
-struct PartitionEnv<'a> {
-    description: &'a Path,
-    run_dir: Option<&'a Path>,
-    event_log: Option<&'a Path>,
-    epoch_ns: u64,
+/// What every partition (and bridge) process is started with.
+pub(crate) struct PartitionEnv<'a> {
+    pub(crate) description: &'a Path,
+    pub(crate) run_dir: Option<&'a Path>,
+    pub(crate) event_log: Option<&'a Path>,
+    pub(crate) epoch_ns: u64,
 }
 
 fn start(part: &mut Running, env: &PartitionEnv<'_>, out: &Out) {
@@ -503,7 +510,7 @@ const MAX_LINE: usize = 4096;
 
 /// Lines of a byte stream, lossily decoded, without line endings, at most [`MAX_LINE`] bytes
 /// each.
-fn lines(r: impl Read) -> impl Iterator<Item = String> {
+pub(crate) fn lines(r: impl Read) -> impl Iterator<Item = String> {
     let mut reader = BufReader::new(r);
     let mut line: Vec<u8> = Vec::new();
     std::iter::from_fn(move || loop {

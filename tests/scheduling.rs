@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
@@ -22,7 +22,7 @@ fn hostile() -> PathBuf {
     path
 }
 
-fn partition(name: &str, criticality: &str, cpu: usize, kernel: &PathBuf, cmdline: &str) -> String {
+fn partition(name: &str, criticality: &str, cpu: usize, kernel: &Path, cmdline: &str) -> String {
     format!(
         "\n[[partition]]\nname = \"{name}\"\ncriticality = \"{criticality}\"\nvcpus = 1\n\
          cpus = [{cpu}]\nmemory_mib = 32\nkernel = \"{}\"\ncmdline = \"{cmdline}\"\n",
@@ -74,7 +74,9 @@ fn spinning_guests_run_only_inside_their_time_windows() {
             assert!(probe_field(line, "gap_max_us") >= 15_000 - 1_000, "{line}");
         }
         assert!(
-            out.contains(&format!("[bulkhead] {name}: window-stats vcpu=0 cpu=1 frame_us=20000")),
+            out.contains(&format!(
+                "[bulkhead] {name}: window-stats vcpu=0 cpu=1 frame_us=20000"
+            )),
             "{name}: no window statistics:\n{out}"
         );
     }

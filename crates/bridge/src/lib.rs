@@ -10,8 +10,17 @@
 //!   MAC switching within a VLAN, and the firewall (default deny between ports).
 //! - [`tunnel`]: the uplinks: frames sealed with ChaCha20-Poly1305 in UDP datagrams, with
 //!   replay protection and fresh keys per session.
+//! - [`hub`]: what the bridge's threads share (the pipeline, an inbox per port and uplink).
+//! - [`port`]: a port as a vhost-user backend; [`uplink`]: an uplink's I/O thread; [`run`]:
+//!   the process.
 #![forbid(unsafe_code)]
 
 pub mod frame;
+pub mod hub;
 pub mod policy;
+pub mod port;
+pub mod run;
 pub mod tunnel;
+pub mod uplink;
+
+pub use run::{partition_socket, run_bridge, stats_path, BridgeError};

@@ -62,7 +62,7 @@ pub fn default_path(name: &str) -> PathBuf {
 }
 
 /// The current time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-fn utc_now() -> String {
+pub fn utc_now() -> String {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

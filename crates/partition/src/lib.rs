@@ -27,5 +27,7 @@ mod virtio;
 mod windows;
 
 pub use clock::monotonic_ns;
-pub use placement::{restrict_current_thread, Placement, PlacementError};
+pub use placement::{
+    die_with_parent, place_threads, restrict_current_thread, Placement, PlacementError,
+};
 pub use run::{run_partition, PartitionError, StopReason, FRAME_EPOCH_ENV};

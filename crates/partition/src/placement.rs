@@ -110,6 +110,34 @@ pub fn restrict_current_thread(cpus: &[usize]) -> std::io::Result<()> {
     }
 }
 
+/// Restricts the calling thread (and those it starts later, which inherit both) to `cpus`
+/// and, given a priority, makes it SCHED_FIFO; returns what it got, for the log.
+pub fn place_threads(cpus: &[usize], fifo_priority: Option<u8>) -> String {
+    let mut placed = match restrict_current_thread(cpus) {
+        Ok(()) => format!("host CPUs {cpus:?}"),
+        Err(e) => format!("any host CPU (cannot restrict to {cpus:?}: {e})"),
+    };
+    match fifo_priority {
+        None => placed.push_str(", SCHED_OTHER"),
+        Some(priority) => {
+            let param = libc::sched_param {
+                sched_priority: i32::from(priority),
+            };
+            // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param.
+            let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+            if rc == 0 {
+                placed.push_str(&format!(", SCHED_FIFO priority {priority}"));
+            } else {
+                let err = std::io::Error::last_os_error();
+                placed.push_str(&format!(
+                    ", SCHED_OTHER (SCHED_FIFO {priority} refused: {err})"
+                ));
+            }
+        }
+    }
+    placed
+}
+
 /// Locks every page of this process in RAM, now and from now on (`mlockall(MCL_CURRENT |
 /// MCL_FUTURE)`), faulting in what is not yet resident (guest RAM included): a
 /// high-criticality partition then takes no page faults in its monitor or its guest memory.

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bulkhead_config::{rules, Criticality, DeviceKind, DevicePlan, NetBackend, PartitionPlan};
-use bulkhead_virtio::vsock::Vsock;
 use bulkhead_virtio::net::{Net, VhostUserNet};
+use bulkhead_virtio::vsock::Vsock;
 use bulkhead_virtio::{block::Block, console::Console as VirtioConsole, rng::Rng};
 use bulkhead_virtio::{Interrupt, MmioTransport, VirtioDevice, QUEUE_NOTIFY_OFFSET};
 use bulkhead_vmm::x86_64::layout::{VIRTIO_FIRST_GSI, VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE};

@@ -17,6 +17,9 @@ pub struct Interrupt {
     status: AtomicU32,
     irq: EventFd,
     signal_errors: AtomicU64,
+    /// The line is raised by another process (a vhost-user backend signals the eventfd
+    /// directly), which cannot set bit 0: `InterruptStatus` then always shows it.
+    vring_raised_elsewhere: std::sync::atomic::AtomicBool,
 }
 
 impl Interrupt {
@@ -26,6 +29,7 @@ impl Interrupt {
             status: AtomicU32::new(0),
             irq,
             signal_errors: AtomicU64::new(0),
+            vring_raised_elsewhere: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -42,7 +46,20 @@ impl Interrupt {
 
     /// The `InterruptStatus` register.
     pub fn status(&self) -> u32 {
-        self.status.load(Ordering::SeqCst)
+        let vring = if self.vring_raised_elsewhere.load(Ordering::Relaxed) {
+            VIRTIO_MMIO_INT_VRING
+        } else {
+            0
+        };
+        self.status.load(Ordering::SeqCst) | vring
+    }
+
+    /// Whether another process raises the line for used buffers (see the field's docs;
+    /// Firecracker's vhost-user devices do the same): the driver then checks its queues on
+    /// every interrupt, which costs nothing when they have no news.
+    pub fn set_vring_raised_elsewhere(&self, elsewhere: bool) {
+        self.vring_raised_elsewhere
+            .store(elsewhere, Ordering::Relaxed);
     }
 
     /// The `InterruptACK` register: clears the given bits.

@@ -186,6 +186,11 @@ pub trait VirtioDevice: Send {
     fn kick_eventfds(&self) -> Option<Vec<vmm_sys_util::eventfd::EventFd>> {
         None
     }
+    /// The device's interrupt line, given once when the transport is made, for a device whose
+    /// backend raises it itself (vhost-user).
+    fn set_interrupt(&mut self, interrupt: std::sync::Arc<Interrupt>) {
+        let _ = interrupt;
+    }
     /// Back to the state before activation (the driver wrote 0 to the status register).
     fn reset(&mut self);
     /// Counters, by name (each device documents its fields in its `metrics.rs`).

@@ -205,10 +205,11 @@ impl std::fmt::Debug for MmioTransport {
 impl MmioTransport {
     /// Puts `device` behind a register window, raising `interrupt`, over guest memory `mem`.
     pub fn new(
-        device: Box<dyn VirtioDevice>,
+        mut device: Box<dyn VirtioDevice>,
         interrupt: Arc<Interrupt>,
         mem: GuestMemoryMmap,
     ) -> Self {
+        device.set_interrupt(Arc::clone(&interrupt));
         let queues = device
             .queue_max_sizes()
             .iter()

@@ -12,5 +12,10 @@ mod vhost_user;
 
 pub use backend::NetBackend;
 pub use device::{Net, HEADER_LEN, MAX_FRAME_LEN, QUEUE_SIZE, RECEIVEQ, TRANSMITQ};
-pub use vhost_user::{VhostUserNet, VhostUserNetError, VhostUserNetMetrics, FEATURES as VHOST_USER_FEATURES, RETRY_INTERVAL};
-pub use header::{NetHeader, Offloads, F_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6};
+pub use header::{
+    complete_checksum, NetHeader, Offloads, F_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6,
+};
+pub use vhost_user::{
+    VhostUserNet, VhostUserNetError, VhostUserNetMetrics, FEATURES as VHOST_USER_FEATURES,
+    RETRY_INTERVAL,
+};

@@ -13,8 +13,11 @@
 //! - Queue kicks: the device owns one eventfd per queue ([`VirtioDevice::kick_eventfds`]),
 //!   which the partition registers as the queue's ioeventfd and never reads itself; the
 //!   backend waits on them.
-//! - Interrupts: the backend signals a call eventfd per queue; the device thread relays it as
-//!   a used-buffer interrupt (InterruptStatus bit 0, which Linux's `virtio_mmio` checks).
+//! - Interrupts: the backend signals the device's interrupt line itself (its irqfd is each
+//!   queue's call eventfd), without a hop through this process; since it cannot set
+//!   InterruptStatus bit 0, which Linux's `virtio_mmio` checks, the register shows it set
+//!   while the device is active (Firecracker does the same), and the driver looks at its
+//!   queues on every interrupt.
 //! - The bridge going away (the socket hangs up): the link goes down (`VIRTIO_NET_S_LINK_UP`
 //!   cleared, a configuration interrupt), and the device reconnects every
 //!   [`RETRY_INTERVAL`]; on success it replays the setup with the features the driver
@@ -46,7 +49,8 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use vmm_sys_util::timerfd::TimerFd;
 
 use super::device::{QUEUE_SIZE, RECEIVEQ, TRANSMITQ};
-use crate::{read_config_bytes, DeviceError, VirtioDevice, COMMON_FEATURES};
+use crate::{read_config_bytes, DeviceError, Interrupt, VirtioDevice, COMMON_FEATURES};
+use std::sync::Arc;
 
 /// How long the device waits between two attempts to reach the backend.
 pub const RETRY_INTERVAL: Duration = Duration::from_millis(50);
@@ -72,8 +76,6 @@ const CONFIG_SIZE: usize = 8;
 /// Tokens of the device's epoll set.
 const SOCKET_TOKEN: u64 = 0;
 const TIMER_TOKEN: u64 = 1;
-/// Call eventfd of queue `q` is token `CALL_TOKEN + q`.
-const CALL_TOKEN: u64 = 2;
 
 /// Counters (all since the device was created).
 #[derive(Debug, Default, Clone, Copy)]
@@ -84,8 +86,6 @@ pub struct VhostUserNetMetrics {
     pub disconnects: u64,
     /// Attempts to reach the backend that failed.
     pub connect_failures: u64,
-    /// Interrupts relayed from the backend's call eventfds.
-    pub interrupts_relayed: u64,
 }
 
 #[derive(Debug)]
@@ -103,7 +103,8 @@ pub struct VhostUserNet {
     mac: [u8; 6],
     socket: PathBuf,
     kicks: Vec<EventFd>,
-    calls: Vec<EventFd>,
+    /// The device's interrupt line (its irqfd), handed to the backend as the call eventfd.
+    interrupt: Option<Arc<Interrupt>>,
     epoll: Epoll,
     timer: TimerFd,
     frontend: Option<Frontend>,
@@ -152,10 +153,8 @@ impl VhostUserNet {
     pub fn new(mac: [u8; 6], socket: PathBuf) -> Result<VhostUserNet, VhostUserNetError> {
         let events = |e: std::io::Error| VhostUserNetError::Events(e);
         let mut kicks = Vec::new();
-        let mut calls = Vec::new();
         for _ in 0..QUEUE_SIZES.len() {
             kicks.push(EventFd::new(EFD_NONBLOCK).map_err(events)?);
-            calls.push(EventFd::new(EFD_NONBLOCK).map_err(events)?);
         }
         let epoll = Epoll::new().map_err(events)?;
         let timer = TimerFd::new()
@@ -167,20 +166,11 @@ impl VhostUserNet {
                 EpollEvent::new(EventSet::IN, TIMER_TOKEN),
             )
             .map_err(events)?;
-        for (q, call) in calls.iter().enumerate() {
-            epoll
-                .ctl(
-                    ControlOperation::Add,
-                    call.as_raw_fd(),
-                    EpollEvent::new(EventSet::IN, CALL_TOKEN + q as u64),
-                )
-                .map_err(events)?;
-        }
         Ok(VhostUserNet {
             mac,
             socket,
             kicks,
-            calls,
+            interrupt: None,
             epoll,
             timer,
             frontend: None,
@@ -247,7 +237,18 @@ impl VhostUserNet {
         let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
         let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
         let mut frontend = Frontend::from_stream(stream, QUEUE_SIZES.len() as u64);
-        set_up(&mut frontend, mem, queues, *acked_features, &self.kicks, &self.calls)?;
+        let Some(interrupt) = &self.interrupt else {
+            return Ok(());
+        };
+        set_up(
+            &mut frontend,
+            mem,
+            queues,
+            *acked_features,
+            &self.kicks,
+            interrupt.eventfd(),
+        )?;
+        interrupt.set_vring_raised_elsewhere(true);
         self.epoll
             .ctl(
                 ControlOperation::Add,
@@ -277,7 +278,7 @@ fn set_up(
     queues: &[Queue],
     acked_features: u64,
     kicks: &[EventFd],
-    calls: &[EventFd],
+    call: &EventFd,
 ) -> Result<(), BackendError> {
     let request = |name| move |e| BackendError::Request(name, e);
     frontend.set_owner().map_err(request("SET_OWNER"))?;
@@ -318,7 +319,7 @@ fn set_up(
         if !queue.ready() {
             continue;
         }
-        let (Some(kick), Some(call)) = (kicks.get(index), calls.get(index)) else {
+        let Some(kick) = kicks.get(index) else {
             continue;
         };
         let host = |gpa: u64| {
@@ -435,7 +436,6 @@ impl VirtioDevice for VhostUserNet {
     fn process_backend(&mut self) -> Result<bool, DeviceError> {
         let mut events = [EpollEvent::default(); 8];
         let n = self.epoll.wait(0, &mut events).unwrap_or(0);
-        let mut interrupt = false;
         for event in events.iter().take(n) {
             match event.data() {
                 SOCKET_TOKEN => {
@@ -459,18 +459,15 @@ impl VirtioDevice for VhostUserNet {
                         self.arm_retry(RETRY_INTERVAL);
                     }
                 }
-                token => {
-                    let queue = (token - CALL_TOKEN) as usize;
-                    if let Some(call) = self.calls.get(queue) {
-                        if call.read().is_ok() {
-                            self.metrics.interrupts_relayed += 1;
-                            interrupt = true;
-                        }
-                    }
-                }
+                _ => {}
             }
         }
-        Ok(interrupt)
+        // Used-buffer interrupts come from the backend directly.
+        Ok(false)
+    }
+
+    fn set_interrupt(&mut self, interrupt: Arc<Interrupt>) {
+        self.interrupt = Some(interrupt);
     }
 
     fn take_config_change(&mut self) -> bool {
@@ -483,6 +480,9 @@ impl VirtioDevice for VhostUserNet {
 
     fn reset(&mut self) {
         self.state = State::Inactive;
+        if let Some(interrupt) = &self.interrupt {
+            interrupt.set_vring_raised_elsewhere(false);
+        }
         self.disconnect();
         self.config_changed = false;
         let _ = self.timer.reset(Duration::ZERO, None);
@@ -494,7 +494,6 @@ impl VirtioDevice for VhostUserNet {
             ("backend_connects", m.connects),
             ("backend_disconnects", m.disconnects),
             ("backend_connect_failures", m.connect_failures),
-            ("interrupts_relayed", m.interrupts_relayed),
         ]
     }
 }

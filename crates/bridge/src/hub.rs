@@ -1,0 +1,289 @@
+//! What the bridge's threads share: the policy [`Pipeline`] (behind one lock: each frame
+//! takes it once), and one [`End`] per port and uplink — a bounded inbox of frames on their
+//! way there, an eventfd that wakes whoever delivers them, and, for ports, the receive
+//! offloads its driver accepted.
+//!
+//! Frames travel as `virtio_net_hdr_v1` (12 bytes) + Ethernet frame, as they leave and enter
+//! virtio-net rings, so checksum and segmentation offloads cross the bridge between two
+//! drivers that both accept them. A destination whose inbox is full loses the frame (counted
+//! as `RingFull`): a flooding sender can fill a receiver's inbox, never block the sender or
+//! the bridge.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+
+use bulkhead_virtio::net::{NetHeader, Offloads, HEADER_LEN};
+use vhost_user_backend::VringT;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use crate::policy::{Alert, Attachment, DropReason, Pipeline, Verdict};
+use crate::port::{write_frame, RxRing, Written};
+
+/// Frames waiting for one destination, at most.
+pub const INBOX_FRAMES: usize = 512;
+
+/// One port or uplink of the bridge.
+#[derive(Debug)]
+pub struct End {
+    inbox: Mutex<VecDeque<Vec<u8>>>,
+    /// Written when a frame is queued; the delivering thread waits on it.
+    pub wake: EventFd,
+    /// What the port's driver accepts on receive (uplinks: nothing, frames are sent whole).
+    offloads: Mutex<Offloads>,
+    /// The port's receive ring once its connection is up: frames go straight into it.
+    rx: Mutex<Option<RxRing>>,
+}
+
+impl End {
+    fn new() -> std::io::Result<End> {
+        Ok(End {
+            inbox: Mutex::new(VecDeque::with_capacity(INBOX_FRAMES)),
+            wake: EventFd::new(EFD_NONBLOCK)?,
+            offloads: Mutex::new(Offloads::default()),
+            rx: Mutex::new(None),
+        })
+    }
+}
+
+/// The 802.1Q TPID.
+const TPID_8021Q: [u8; 2] = [0x81, 0x00];
+/// Where the TPID of a tag would be: after the destination and source MACs.
+const TAG_AT: usize = HEADER_LEN + 12;
+
+/// `data` (header + frame) without an 802.1Q tag, if it had one.
+fn untagged(mut data: Vec<u8>) -> Vec<u8> {
+    if data.get(TAG_AT..TAG_AT + 2) == Some(&TPID_8021Q[..]) && data.len() >= TAG_AT + 6 {
+        data.drain(TAG_AT..TAG_AT + 4);
+    }
+    data
+}
+
+/// `data` (header + untagged frame) with an 802.1Q tag for `vlan`, if any.
+fn tagged(mut data: Vec<u8>, vlan: Option<u16>) -> Vec<u8> {
+    if let (Some(vlan), true) = (vlan, data.len() >= TAG_AT) {
+        let tci = (vlan & 0x0fff).to_be_bytes();
+        data.splice(
+            TAG_AT..TAG_AT,
+            [TPID_8021Q[0], TPID_8021Q[1], tci[0], tci[1]],
+        );
+    }
+    data
+}
+
+/// The shared state of one bridge process.
+#[derive(Debug)]
+pub struct Hub {
+    pipeline: Mutex<Pipeline>,
+    ports: Vec<End>,
+    uplinks: Vec<End>,
+    /// The monotonic clock's start, for the pipeline's `now_ns`.
+    started: std::time::Instant,
+    /// Each uplink's tunnel counters, as its thread last reported them.
+    tunnels: Vec<Mutex<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Hub {
+    /// A hub for `ports` ports and `uplinks` uplinks around `pipeline`.
+    pub fn new(pipeline: Pipeline, ports: usize, uplinks: usize) -> std::io::Result<Hub> {
+        Ok(Hub {
+            pipeline: Mutex::new(pipeline),
+            ports: (0..ports).map(|_| End::new()).collect::<Result<_, _>>()?,
+            uplinks: (0..uplinks).map(|_| End::new()).collect::<Result<_, _>>()?,
+            started: std::time::Instant::now(),
+            tunnels: (0..uplinks).map(|_| Mutex::new(String::new())).collect(),
+        })
+    }
+
+    /// The end of a port or uplink.
+    pub fn end(&self, at: Attachment) -> Option<&End> {
+        match at {
+            Attachment::Port(i) => self.ports.get(i),
+            Attachment::Uplink(i) => self.uplinks.get(i),
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    /// A port's driver (re)connected with these receive offloads: quarantine ends, frames
+    /// queued for its previous connection are dropped.
+    pub fn port_connected(&self, port: usize, offloads: Offloads) {
+        if let Some(end) = self.ports.get(port) {
+            *lock(&end.offloads) = offloads;
+            lock(&end.inbox).clear();
+        }
+        lock(&self.pipeline).port_reconnected(port);
+    }
+
+    /// `data` (header + frame) arrived from `source`: runs the pipeline and queues it for
+    /// every destination. Returns how many it was queued for.
+    pub fn forward(&self, source: Attachment, data: Vec<u8>, dests: &mut Vec<Attachment>) -> usize {
+        let Some(frame) = data.get(HEADER_LEN..) else {
+            return 0;
+        };
+        let mut pipeline = lock(&self.pipeline);
+        let verdict = pipeline.process(source, frame, self.now_ns(), dests);
+        let Verdict::Forward { vlan } = verdict else {
+            return 0;
+        };
+        let header = NetHeader::parse(&data);
+        let mut queued = 0;
+        let mut data = Some(data);
+        for (i, &dest) in dests.iter().enumerate() {
+            let Some(end) = self.end(dest) else { continue };
+            // Uplinks take whole frames only (the tunnel does not segment).
+            let fits = match dest {
+                Attachment::Port(_) => header.fits(*lock(&end.offloads)),
+                Attachment::Uplink(_) => header.gso_type == bulkhead_virtio::net::GSO_NONE,
+            };
+            if !fits {
+                pipeline.dropped_at(dest, DropReason::NoDestination);
+                continue;
+            }
+            let copy = if i + 1 == dests.len() {
+                data.take()
+            } else {
+                data.clone()
+            };
+            let Some(copy) = copy else { continue };
+            // Ports are access ports (untagged); uplinks carry the VLAN as an 802.1Q tag.
+            let copy = match dest {
+                Attachment::Port(_) => untagged(copy),
+                Attachment::Uplink(_) => tagged(untagged(copy), vlan),
+            };
+            let copy = match dest {
+                Attachment::Port(_) => match self.deliver_now(dest, end, copy, &mut pipeline) {
+                    Some(left) => left,
+                    None => {
+                        queued += 1;
+                        continue;
+                    }
+                },
+                Attachment::Uplink(_) => copy,
+            };
+            let mut inbox = lock(&end.inbox);
+            if inbox.len() >= INBOX_FRAMES {
+                drop(inbox);
+                pipeline.dropped_at(dest, DropReason::RingFull);
+                continue;
+            }
+            inbox.push_back(copy);
+            drop(inbox);
+            let _ = end.wake.write(1);
+            queued += 1;
+        }
+        queued
+    }
+
+    /// Writes `data` straight into the port's receive ring, if it has one and nothing is
+    /// queued before it; the frame back if it must be queued.
+    fn deliver_now(
+        &self,
+        dest: Attachment,
+        end: &End,
+        data: Vec<u8>,
+        pipeline: &mut Pipeline,
+    ) -> Option<Vec<u8>> {
+        let rx = lock(&end.rx);
+        let Some(ring) = rx.as_ref() else {
+            return Some(data);
+        };
+        if std::env::var_os("BH_NO_DIRECT").is_some() {
+            return Some(data);
+        }
+        if !lock(&end.inbox).is_empty() {
+            return Some(data);
+        }
+        let offloads = *lock(&end.offloads);
+        let mut state = ring.vring.get_mut();
+        match write_frame(&mut state, &ring.mem, data, offloads, ring.event_idx) {
+            Ok(Written::Delivered(bytes)) => {
+                pipeline.delivered(dest, bytes);
+            }
+            Ok(Written::Refused(_)) | Err(_) => {
+                pipeline.dropped_at(dest, DropReason::RingFull);
+            }
+            Ok(Written::NoBuffer(data)) => return Some(data),
+        }
+        if state.needs_notification().unwrap_or(true) {
+            let _ = state.signal_used_queue();
+        }
+        None
+    }
+
+    /// The port's receive ring, for direct delivery (its connection is set up).
+    pub fn publish_rx(&self, port: usize, ring: RxRing) {
+        if let Some(end) = self.ports.get(port) {
+            let mut rx = lock(&end.rx);
+            if rx.is_none() {
+                *rx = Some(ring);
+            }
+        }
+    }
+
+    /// The port's connection ended: no more direct delivery.
+    pub fn unpublish_rx(&self, port: usize) {
+        if let Some(end) = self.ports.get(port) {
+            *lock(&end.rx) = None;
+        }
+    }
+
+    /// The next frame queued for `at`.
+    pub fn take(&self, at: Attachment) -> Option<Vec<u8>> {
+        lock(&self.end(at)?.inbox).pop_front()
+    }
+
+    /// Puts a frame back at the head of `at`'s inbox (no receive buffer for it yet).
+    pub fn put_back(&self, at: Attachment, data: Vec<u8>) {
+        if let Some(end) = self.end(at) {
+            lock(&end.inbox).push_front(data);
+        }
+    }
+
+    /// Counts a frame of `bytes` (without header) that reached `at`.
+    pub fn delivered(&self, at: Attachment, bytes: usize) {
+        lock(&self.pipeline).delivered(at, bytes);
+    }
+
+    /// Counts a frame `at` could not take (it did not fit the receive buffer).
+    pub fn dropped_at(&self, at: Attachment, reason: DropReason) {
+        lock(&self.pipeline).dropped_at(at, reason);
+    }
+
+    /// What the port's driver accepts on receive.
+    pub fn offloads(&self, port: usize) -> Offloads {
+        self.ports
+            .get(port)
+            .map(|end| *lock(&end.offloads))
+            .unwrap_or_default()
+    }
+
+    /// The counters, one line per port and uplink, then one per tunnel.
+    pub fn counter_lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = lock(&self.pipeline).counters().lines().collect();
+        lines.extend(
+            self.tunnels
+                .iter()
+                .map(|t| lock(t).clone())
+                .filter(|l| !l.is_empty()),
+        );
+        lines
+    }
+
+    /// An uplink's tunnel counters line (its thread reports them now and then).
+    pub fn report_tunnel(&self, uplink: usize, line: String) {
+        if let Some(slot) = self.tunnels.get(uplink) {
+            *lock(slot) = line;
+        }
+    }
+
+    /// The alerts queued since the last call.
+    pub fn drain_alerts(&self) -> Vec<Alert> {
+        lock(&self.pipeline).drain_alerts().collect()
+    }
+}
