@@ -50,6 +50,19 @@ const TPID_8021Q: [u8; 2] = [0x81, 0x00];
 /// Where the TPID of a tag would be: after the destination and source MACs.
 const TAG_AT: usize = HEADER_LEN + 12;
 
+/// What [`Hub::deliver_now`] did.
+enum Delivery {
+    /// Written (or refused and counted): nothing more to do.
+    Done,
+    /// The frame must wait in the inbox.
+    Queue,
+}
+
+/// Whether `data` (header + frame) carries an 802.1Q tag.
+fn is_tagged(data: &[u8]) -> bool {
+    data.get(TAG_AT..TAG_AT + 2) == Some(&TPID_8021Q[..])
+}
+
 /// `data` (header + frame) without an 802.1Q tag, if it had one.
 fn untagged(mut data: Vec<u8>) -> Vec<u8> {
     if data.get(TAG_AT..TAG_AT + 2) == Some(&TPID_8021Q[..]) && data.len() >= TAG_AT + 6 {
@@ -120,9 +133,10 @@ impl Hub {
         lock(&self.pipeline).port_reconnected(port);
     }
 
-    /// `data` (header + frame) arrived from `source`: runs the pipeline and queues it for
-    /// every destination. Returns how many it was queued for.
-    pub fn forward(&self, source: Attachment, data: Vec<u8>, dests: &mut Vec<Attachment>) -> usize {
+    /// `data` (header + frame) arrived from `source`: runs the pipeline and hands it to every
+    /// destination — straight into a port's receive ring when it can take it now, else into
+    /// the destination's inbox (a copy). Returns how many destinations took it.
+    pub fn forward(&self, source: Attachment, data: &[u8], dests: &mut Vec<Attachment>) -> usize {
         let Some(frame) = data.get(HEADER_LEN..) else {
             return 0;
         };
@@ -131,10 +145,9 @@ impl Hub {
         let Verdict::Forward { vlan } = verdict else {
             return 0;
         };
-        let header = NetHeader::parse(&data);
-        let mut queued = 0;
-        let mut data = Some(data);
-        for (i, &dest) in dests.iter().enumerate() {
+        let header = NetHeader::parse(data);
+        let mut taken = 0;
+        for &dest in dests.iter() {
             let Some(end) = self.end(dest) else { continue };
             // Uplinks take whole frames only (the tunnel does not segment).
             let fits = match dest {
@@ -145,26 +158,17 @@ impl Hub {
                 pipeline.dropped_at(dest, DropReason::NoDestination);
                 continue;
             }
-            let copy = if i + 1 == dests.len() {
-                data.take()
-            } else {
-                data.clone()
-            };
-            let Some(copy) = copy else { continue };
             // Ports are access ports (untagged); uplinks carry the VLAN as an 802.1Q tag.
             let copy = match dest {
-                Attachment::Port(_) => untagged(copy),
-                Attachment::Uplink(_) => tagged(untagged(copy), vlan),
-            };
-            let copy = match dest {
-                Attachment::Port(_) => match self.deliver_now(dest, end, copy, &mut pipeline) {
-                    Some(left) => left,
-                    None => {
-                        queued += 1;
+                Attachment::Port(_) if is_tagged(data) => untagged(data.to_vec()),
+                Attachment::Port(_) => match self.deliver_now(dest, end, data, &mut pipeline) {
+                    Delivery::Done => {
+                        taken += 1;
                         continue;
                     }
+                    Delivery::Queue => data.to_vec(),
                 },
-                Attachment::Uplink(_) => copy,
+                Attachment::Uplink(_) => tagged(untagged(data.to_vec()), vlan),
             };
             let mut inbox = lock(&end.inbox);
             if inbox.len() >= INBOX_FRAMES {
@@ -175,29 +179,26 @@ impl Hub {
             inbox.push_back(copy);
             drop(inbox);
             let _ = end.wake.write(1);
-            queued += 1;
+            taken += 1;
         }
-        queued
+        taken
     }
 
-    /// Writes `data` straight into the port's receive ring, if it has one and nothing is
-    /// queued before it; the frame back if it must be queued.
+    /// Writes `data` straight into the port's receive ring, if it has one, nothing is queued
+    /// before it, and a buffer is free.
     fn deliver_now(
         &self,
         dest: Attachment,
         end: &End,
-        data: Vec<u8>,
+        data: &[u8],
         pipeline: &mut Pipeline,
-    ) -> Option<Vec<u8>> {
+    ) -> Delivery {
         let rx = lock(&end.rx);
         let Some(ring) = rx.as_ref() else {
-            return Some(data);
+            return Delivery::Queue;
         };
-        if std::env::var_os("BH_NO_DIRECT").is_some() {
-            return Some(data);
-        }
         if !lock(&end.inbox).is_empty() {
-            return Some(data);
+            return Delivery::Queue;
         }
         let offloads = *lock(&end.offloads);
         let mut state = ring.vring.get_mut();
@@ -208,12 +209,12 @@ impl Hub {
             Ok(Written::Refused(_)) | Err(_) => {
                 pipeline.dropped_at(dest, DropReason::RingFull);
             }
-            Ok(Written::NoBuffer(data)) => return Some(data),
+            Ok(Written::NoBuffer) => return Delivery::Queue,
         }
         if state.needs_notification().unwrap_or(true) {
             let _ = state.signal_used_queue();
         }
-        None
+        Delivery::Done
     }
 
     /// The port's receive ring, for direct delivery (its connection is set up).

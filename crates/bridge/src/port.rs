@@ -32,7 +32,7 @@ use virtio_bindings::virtio_net::{
     VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
 };
 use virtio_queue::{QueueOwnedT, QueueT};
-use vm_memory::{Bytes, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
+use vm_memory::{Address, Bytes, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::event::{
     new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier,
@@ -65,6 +65,8 @@ pub struct PortBackend {
     mem: Option<GuestMemoryAtomic<GuestMemoryMmap>>,
     event_idx: bool,
     exit: (EventConsumer, EventNotifier),
+    /// Where a transmitted chain is gathered ([`MAX_DATA`] bytes).
+    tx_buf: Vec<u8>,
     /// Chains refused (outside memory, wrong direction, too long), since the connection began.
     pub bad_chains: u64,
 }
@@ -77,6 +79,7 @@ impl PortBackend {
             mem: None,
             event_idx: false,
             exit: new_event_consumer_and_notifier(EventFlag::NONBLOCK)?,
+            tx_buf: vec![0u8; MAX_DATA],
             bad_chains: 0,
         })
     }
@@ -108,24 +111,24 @@ impl PortBackend {
                 let Some(chain) = chain else { break };
                 budget -= 1;
                 let head = chain.head_index();
-                let mut data = Vec::new();
+                let mut filled = 0usize;
                 let mut ok = true;
                 for desc in chain {
                     let len = desc.len() as usize;
-                    if desc.is_write_only() || data.len() + len > MAX_DATA {
+                    let Some(room) = self.tx_buf.get_mut(filled..filled + len) else {
+                        ok = false;
+                        break;
+                    };
+                    if desc.is_write_only() || mem.read_slice(room, desc.addr()).is_err() {
                         ok = false;
                         break;
                     }
-                    let start = data.len();
-                    data.resize(start + len, 0);
-                    if mem.read_slice(&mut data[start..], desc.addr()).is_err() {
-                        ok = false;
-                        break;
-                    }
+                    filled += len;
                 }
+                let data = &self.tx_buf[..filled];
                 vring.add_used(head, 0).map_err(io::Error::other)?;
                 used_any = true;
-                let header = NetHeader::parse(&data);
+                let header = NetHeader::parse(data);
                 let valid = ok
                     && data.len() >= HEADER_LEN + 14
                     && header.check(data.len() - HEADER_LEN, true).is_ok();
@@ -135,7 +138,8 @@ impl PortBackend {
                         .dropped_at(self.attachment(), DropReason::Malformed);
                     continue;
                 }
-                self.hub.forward(self.attachment(), data, &mut dests);
+                self.hub
+                    .forward(Attachment::Port(self.port), data, &mut dests);
             }
             if used_any && vring.needs_notification().map_err(io::Error::other)? {
                 vring.signal_used_queue()?;
@@ -180,7 +184,7 @@ impl PortBackend {
             }
             let Some(data) = self.hub.take(at) else { break };
             budget -= 1;
-            match write_frame(&mut state, atomic, data, offloads, self.event_idx)? {
+            match write_frame(&mut state, atomic, &data, offloads, self.event_idx)? {
                 Written::Delivered(bytes) => {
                     used_any = true;
                     delivered.push(bytes);
@@ -190,7 +194,7 @@ impl PortBackend {
                     self.bad_chains += u64::from(bad);
                     refused += 1;
                 }
-                Written::NoBuffer(data) => {
+                Written::NoBuffer => {
                     // The frame waits for the driver's next kick.
                     self.hub.put_back(at, data);
                     break;
@@ -242,8 +246,8 @@ pub enum Written {
     Delivered(usize),
     /// The buffer was returned unused: too small, or (`true`) malformed.
     Refused(bool),
-    /// No buffer: the frame is handed back.
-    NoBuffer(Vec<u8>),
+    /// No buffer: the frame must wait.
+    NoBuffer,
 }
 
 /// Writes `data` (header + frame) into the next receive buffer of the ring behind `state`:
@@ -252,7 +256,7 @@ pub enum Written {
 pub fn write_frame(
     state: &mut VringState<GuestMemoryAtomic<GuestMemoryMmap>>,
     atomic: &GuestMemoryAtomic<GuestMemoryMmap>,
-    mut data: Vec<u8>,
+    data: &[u8],
     offloads: Offloads,
     event_idx: bool,
 ) -> io::Result<Written> {
@@ -272,45 +276,68 @@ pub fn write_frame(
             .next();
     }
     let Some(chain) = chain else {
-        return Ok(Written::NoBuffer(data));
+        return Ok(Written::NoBuffer);
     };
     let head = chain.head_index();
-    let mut header = NetHeader::parse(&data);
-    if header.flags & F_NEEDS_CSUM != 0 && !offloads.csum {
-        if let Some(frame) = data.get_mut(HEADER_LEN..) {
-            bulkhead_virtio::net::complete_checksum(&header, frame);
-        }
+    let (Some(header_bytes), Some(frame)) = (data.get(..HEADER_LEN), data.get(HEADER_LEN..)) else {
+        state.add_used(head, 0).map_err(io::Error::other)?;
+        return Ok(Written::Refused(true));
+    };
+    let mut header = NetHeader::parse(header_bytes);
+    // A partial checksum the driver cannot take is completed, in a copy of the frame.
+    let completed;
+    let frame = if header.flags & F_NEEDS_CSUM != 0 && !offloads.csum {
+        let mut copy = frame.to_vec();
+        bulkhead_virtio::net::complete_checksum(&header, &mut copy);
         header.flags &= !F_NEEDS_CSUM;
-    }
+        completed = copy;
+        &completed[..]
+    } else {
+        frame
+    };
     header.num_buffers = 1;
-    if let Some(h) = data.get_mut(..HEADER_LEN) {
-        h.copy_from_slice(&header.to_bytes());
-    }
+    let header = header.to_bytes();
+    let total = HEADER_LEN + frame.len();
+    // Gather header and frame into the chain's buffers.
     let mut written = 0usize;
     let mut ok = true;
     for desc in chain {
-        if written >= data.len() {
+        if written >= total {
             break;
         }
         if !desc.is_write_only() {
             ok = false;
             break;
         }
-        let n = (desc.len() as usize).min(data.len() - written);
-        if mem
-            .write_slice(&data[written..written + n], desc.addr())
-            .is_err()
-        {
-            ok = false;
+        let mut room = desc.len() as usize;
+        let mut addr = desc.addr();
+        while room > 0 && written < total {
+            let part = if written < HEADER_LEN {
+                &header[written..]
+            } else {
+                &frame[written - HEADER_LEN..]
+            };
+            let n = room.min(part.len());
+            if mem.write_slice(&part[..n], addr).is_err() {
+                ok = false;
+                break;
+            }
+            written += n;
+            room -= n;
+            match addr.checked_add(n as u64) {
+                Some(next) => addr = next,
+                None => break,
+            }
+        }
+        if !ok {
             break;
         }
-        written += n;
     }
-    if ok && written == data.len() {
+    if ok && written == total {
         state
             .add_used(head, written as u32)
             .map_err(io::Error::other)?;
-        Ok(Written::Delivered(data.len() - HEADER_LEN))
+        Ok(Written::Delivered(frame.len()))
     } else {
         state.add_used(head, 0).map_err(io::Error::other)?;
         Ok(Written::Refused(!ok))

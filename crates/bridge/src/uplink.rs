@@ -91,6 +91,7 @@ impl Uplink {
         let at = Attachment::Uplink(self.index);
         let mut events = [EpollEvent::default(); 4];
         let mut frame = vec![0u8; MAX_FRAME];
+        let mut data: Vec<u8> = Vec::with_capacity(HEADER_LEN + MAX_FRAME);
         let mut dests = Vec::new();
         let mut last_report = std::time::Instant::now();
         loop {
@@ -136,13 +137,12 @@ impl Uplink {
                     _ => loop {
                         match self.tunnel.recv(&mut frame) {
                             Ok(Some(len)) => {
-                                let mut data = vec![0u8; HEADER_LEN + len];
-                                if let (Some(dst), Some(src)) =
-                                    (data.get_mut(HEADER_LEN..), frame.get(..len))
-                                {
-                                    dst.copy_from_slice(src);
+                                data.truncate(HEADER_LEN);
+                                data.resize(HEADER_LEN, 0);
+                                if let Some(src) = frame.get(..len) {
+                                    data.extend_from_slice(src);
                                 }
-                                self.hub.forward(at, data, &mut dests);
+                                self.hub.forward(at, &data, &mut dests);
                             }
                             Ok(None) => break,
                             Err(e) => {
