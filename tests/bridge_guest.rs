@@ -113,7 +113,7 @@ fn counter(out: &str, prefix: &str, key: &str) -> u64 {
 #[test]
 fn partitions_on_a_bridge_talk_as_the_rules_allow_and_nothing_else_passes() {
     let client = r#"echo "net-ping $(ping -c 3 10.0.0.1 | grep transmitted)"
-iperf3 -c 10.0.0.1 -t 3 > /tmp/i.txt 2>&1; echo "net-iperf3 $(grep receiver /tmp/i.txt)"
+iperf3 -c 10.0.0.1 -t 2 -b 30M > /tmp/i.txt 2>&1; echo "net-iperf3 $(grep receiver /tmp/i.txt)"
 timeout 8 iperf3 -c 10.0.0.1 -p 5202 -t 1 >/dev/null 2>&1; echo "net-undeclared status=$?"
 ip link set eth0 address 52:54:00:00:00:ee
 echo "net-spoof $(ping -c 2 -W 1 10.0.0.1 | grep transmitted)""#;
@@ -219,4 +219,78 @@ kill -9 "$pid"; echo "killed-bridge=$pid""#;
         out.contains("b| net-ping-after 3 packets transmitted, 3 packets received, 0% packet loss"),
         "{out}"
     );
+}
+
+#[test]
+fn a_qemu_guest_on_an_external_port_talks_to_a_partition() {
+    let images = images();
+    let server = "ip addr add 10.0.0.1/24 dev eth0; ip link set eth0 up; echo net-server-up";
+    let bridge = r#"
+[[bridge]]
+name = "lan"
+
+[[bridge.port]]
+name = "qemu"
+mac = "52:54:00:00:00:0c"
+socket = "/tmp/t/qemu.sock"
+
+[[bridge.rule]]
+from = "a"
+to = "qemu"
+ethertype = "arp"
+
+[[bridge.rule]]
+from = "a"
+to = "qemu"
+protocol = "icmp"
+"#;
+    let description = format!(
+        "[system]\nname = \"br\"\n{}{bridge}",
+        partition("a", 0, "52:54:00:00:00:0a", "idle", server)
+    );
+    let guest = "ip addr add 10.0.0.3/24 dev eth0; ip link set eth0 up; \
+                 for i in $(seq 1 60); do ping -c 1 -W 1 10.0.0.1 >/dev/null 2>&1 && break; done; \
+                 echo \"qemu-ping $(ping -c 3 10.0.0.1 | grep transmitted)\"; echo qemu-done";
+    let qemu = format!(
+        "qemu-system-x86_64 -M microvm,memory-backend=mem -accel kvm -cpu host -smp 1 -m 512M \
+         -object memory-backend-memfd,id=mem,size=512M,share=on -nodefaults -no-user-config \
+         -nographic -serial file:/tmp/t/qemu.txt -no-reboot -kernel {kernel} -initrd {initrd} \
+         -append 'console=ttyS0 loglevel=4 ipv6.disable=1 bh.modules=virtio bh.action=poweroff {cmd}' \
+         -chardev socket,id=c0,path=/tmp/t/qemu.sock,reconnect=1 -netdev vhost-user,id=n0,chardev=c0 \
+         -device virtio-net-device,netdev=n0,mac=52:54:00:00:00:0c",
+        kernel = images.join("vmlinux").display(),
+        initrd = images.join("initramfs.cpio.gz").display(),
+        cmd = bh_cmd(guest),
+    );
+    let script = format!(
+        r#"set -u
+mkdir -p /tmp/t && cd /tmp/t
+export XDG_STATE_HOME=/tmp/t/state
+cat > system.toml <<'TOML'
+{description}
+TOML
+{bulkhead} run system.toml > out.txt 2>&1 &
+sup=$!
+for i in $(seq 1 120); do grep -q "port qemu ready" out.txt && [ -S /tmp/t/qemu.sock ] && break; sleep 0.5; done
+timeout 300 {qemu} > qemu-stdout.txt 2>&1 &
+q=$!
+for i in $(seq 1 600); do grep -q "qemu-done" qemu.txt 2>/dev/null && break; sleep 0.5; done
+{bulkhead} stats system.toml
+kill $q 2>/dev/null; kill -INT $sup; wait $sup
+cat out.txt; cat qemu.txt; cat qemu-stdout.txt
+"#,
+        bulkhead = bulkhead().display(),
+    );
+
+    let (_, out) = in_test_host(&script, 900);
+
+    assert!(
+        out.contains("qemu-ping 3 packets transmitted, 3 packets received, 0% packet loss"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[bulkhead] bridge lan: port qemu: frontend connected"),
+        "{out}"
+    );
+    assert!(counter(&out, "port qemu ", "frames_in") > 0, "{out}");
 }
