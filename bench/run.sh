@@ -22,3 +22,16 @@ echo
 # Two partitions over a direct link against two QEMU guests on a Linux bridge (vhost off/on),
 # all inside one test host per run.
 /usr/bin/python3 bench/net.py --runs "$RUNS"
+echo
+# The hostile-neighbour suite on this machine's /dev/kvm, then inside the test host.
+/usr/bin/python3 bench/hostile.py --runs "$RUNS"
+echo
+/usr/bin/python3 bench/hostile_linux.py --runs "$RUNS"
+echo
+# The RT partition's way back after a restart, and the bridge's policy stages.
+/usr/bin/python3 bench/restart.py --runs "$RUNS"
+echo
+/usr/bin/python3 bench/windows.py --runs "$RUNS"
+echo
+cargo run --release --quiet -p bulkhead-bridge --example policy_cost
+cargo run --release --quiet -p bulkhead-bridge --example tunnel_cost

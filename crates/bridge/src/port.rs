@@ -53,25 +53,21 @@ const WAKE: u16 = 3;
 const MAX_QUEUE_SIZE: usize = 1024;
 
 /// Virtio features the bridge offers a frontend: those of bulkhead's own vhost-user net
-/// device ([`bulkhead_virtio::net::VHOST_USER_FEATURES`]), and to bulkhead's partitions the
-/// vhost-user protocol features too. External ports get no protocol features: QEMU 7.2 sends
-/// `SET_VRING_ENABLE` before `SET_FEATURES` when protocol features are offered, which the
-/// `vhost` crate's backend refuses (closing the connection); without them the rings start
-/// enabled at `SET_FEATURES` and QEMU never sends it.
-fn features(external: bool) -> u64 {
-    let protocol = if external {
-        0
-    } else {
-        VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
-    };
-    bulkhead_virtio::net::VHOST_USER_FEATURES | protocol
+/// device ([`bulkhead_virtio::net::VHOST_USER_FEATURES`]), and the vhost-user protocol
+/// features.
+///
+/// Known limit (docs/virtio.md): QEMU 7.2's vhost-user-net frontend sends `SET_VRING_ENABLE`
+/// before `SET_FEATURES` (it takes offered protocol features for negotiated ones), which the
+/// `vhost` 0.18 / `vhost-user-backend` 0.24 backend refuses, closing the connection; and it
+/// refuses to start without protocol features. Attaching QEMU 7.2 needs those two checks
+/// relaxed upstream.
+fn features() -> u64 {
+    bulkhead_virtio::net::VHOST_USER_FEATURES | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
 }
 
 /// The backend of one connection of port `port`.
 pub struct PortBackend {
     port: usize,
-    /// An external frontend's port (see [`features`]).
-    external: bool,
     hub: Arc<Hub>,
     mem: Option<GuestMemoryAtomic<GuestMemoryMmap>>,
     event_idx: bool,
@@ -83,10 +79,9 @@ pub struct PortBackend {
 }
 
 impl PortBackend {
-    fn new(port: usize, external: bool, hub: Arc<Hub>) -> io::Result<PortBackend> {
+    fn new(port: usize, hub: Arc<Hub>) -> io::Result<PortBackend> {
         Ok(PortBackend {
             port,
-            external,
             hub,
             mem: None,
             event_idx: false,
@@ -369,7 +364,7 @@ impl VhostUserBackendMut for PortBackend {
     }
 
     fn features(&self) -> u64 {
-        features(self.external)
+        features()
     }
 
     fn acked_features(&mut self, features: u64) {
@@ -430,14 +425,7 @@ impl VhostUserBackendMut for PortBackend {
 /// Accepts the frontends of port `port` on `socket`, one connection at a time, forever (each
 /// connection gets a fresh backend and daemon: vhost-user state never outlives it). Errors
 /// are passed to `log`.
-pub fn serve(
-    port: usize,
-    name: &str,
-    socket: &Path,
-    external: bool,
-    hub: Arc<Hub>,
-    log: &(dyn Fn(String) + Sync),
-) {
+pub fn serve(port: usize, name: &str, socket: &Path, hub: Arc<Hub>, log: &(dyn Fn(String) + Sync)) {
     let mut listener = match Listener::new(socket, true) {
         Ok(listener) => listener,
         Err(e) => {
@@ -449,7 +437,7 @@ pub fn serve(
         }
     };
     loop {
-        let backend = match PortBackend::new(port, external, Arc::clone(&hub)) {
+        let backend = match PortBackend::new(port, Arc::clone(&hub)) {
             Ok(backend) => Arc::new(RwLock::new(backend)),
             Err(e) => {
                 log(format!("port {name}: cannot create its events: {e}"));

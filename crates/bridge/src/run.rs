@@ -79,12 +79,9 @@ pub fn run_bridge(
             };
             let hub = Arc::clone(&hub);
             let name = p.name.clone();
-            let external = matches!(p.kind, BridgePortKind::External { .. });
             std::thread::Builder::new()
                 .name(format!("port-{}", p.name))
-                .spawn_scoped(scope, move || {
-                    port::serve(index, &name, &socket, external, hub, log)
-                })
+                .spawn_scoped(scope, move || port::serve(index, &name, &socket, hub, log))
                 .map_err(|e| BridgeError::Thread(format!("port-{}", p.name), e))?;
             log(format!("port {} ready", p.name));
         }

@@ -405,3 +405,20 @@ fn a_bridge_without_ports_is_refused() {
     assert_eq!(problem.key, "bridge[1]");
     assert!(problem.message.starts_with("bridge \"empty\" has no ports"));
 }
+
+#[test]
+fn an_uplink_bound_to_any_address_is_refused() {
+    let fixture = Fixture::new();
+    key_file(&fixture, &[7u8; 32], 0o600);
+    let text = two_on_lan(&format!(
+        "{LAN}{}",
+        edit(UPLINK, "10.9.0.1:47000", "0.0.0.0:47000")
+    ));
+
+    let problem = fixture.only_problem(&text);
+
+    assert_eq!(problem.key, "bridge[0].uplink[0].local");
+    assert!(problem
+        .message
+        .starts_with("0.0.0.0:47000 is not a definite address"));
+}

@@ -717,6 +717,24 @@ fn read_uplink(
     };
     let local = address("local");
     let peer = address("peer");
+    // The tunnel's keys are bound to both addresses: each must be a definite one.
+    let mut definite = |which: &str, addr: Result<SocketAddr, Reported>| {
+        let addr = addr?;
+        if addr.ip().is_unspecified() || addr.port() == 0 {
+            let span = uplink.span_of(which).unwrap_or_else(|| uplink.span());
+            return Err(report.at(
+                span,
+                uplink.key(which),
+                format!(
+                    "{addr} is not a definite address: give the IP and port the other host \
+                     uses (the tunnel's keys are bound to both ends)"
+                ),
+            ));
+        }
+        Ok(addr)
+    };
+    let local = definite("local", local);
+    let peer = definite("peer", peer);
     let key = read_path(report, uplink, "key", context.base);
     let key =
         uplink
