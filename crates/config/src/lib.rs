@@ -4,9 +4,10 @@
 //! This crate owns the description's format (its keys, types, units, defaults and limits,
 //! documented in `docs/system-description.md`) and every check that can be made before any
 //! partition exists: names, sizes, host CPUs and memory, the kernel, initrd and console log
-//! files, and each partition's virtio devices (their images, addresses, backends and sockets,
-//! and the links between partitions). It knows nothing of KVM or processes; `bulkhead check` and `bulkhead run` call
-//! [`load`] on the main thread before anything else is built.
+//! files, each partition's virtio devices (their images, addresses, backends and sockets,
+//! and the links between partitions), and the serial lines between partitions. It knows
+//! nothing of KVM or processes; `bulkhead check` and `bulkhead run` call [`load`] on the main
+//! thread before anything else is built.
 //!
 //! Invariants:
 //! - A [`SystemPlan`] can only be obtained from [`load`] or [`parse`], so holding one means the
@@ -45,7 +46,7 @@ pub use plan::{
 pub use plan::{
     BlockPlan, CpuWindows, Criticality, DeviceKind, DevicePlan, Frame, HealthAction, HealthPlan,
     IdlePolicy, KernelFormat, NetBackend, NetPlan, OnReset, PartitionPlan, RngPlan, SchedulePlan,
-    SchedulePolicy, SystemPlan, VsockPlan, VsockPort, WindowPlan,
+    SchedulePolicy, SystemPlan, UartLinkPlan, UartPeer, VsockPlan, VsockPort, WindowPlan,
 };
 pub use problem::{Problem, Refusal};
 

@@ -151,6 +151,7 @@ pub(crate) fn read(
             lock_memory: lock_memory?.unwrap_or(criticality? == Criticality::High),
             windows: Vec::new(),
             housekeeping_cpus: Vec::new(),
+            uart_link: None,
             health: health.clone()?,
             devices: devices.plans()?,
         })

@@ -32,6 +32,36 @@ pub struct SystemPlan {
     /// The `[[bridge]]` tables, in file order; names unique. Every net device with
     /// `bridge = NAME` is a port of the bridge of that name.
     pub bridges: Vec<BridgePlan>,
+    /// The `[[uart_link]]` tables, in file order: each joins two distinct partitions of the
+    /// system, and no partition is an end of two links.
+    pub uart_links: Vec<UartLinkPlan>,
+}
+
+/// A virtual serial line (`[[uart_link]]`): partition `a`'s second UART (COM2, the guest's
+/// `ttyS1`) joined to partition `b`'s, a byte stream in each direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UartLinkPlan {
+    /// A partition of the system, in no other link.
+    pub a: String,
+    /// A partition of the system other than `a`, in no other link.
+    pub b: String,
+    /// Most bytes in flight per direction (written by one guest, not yet taken into the
+    /// other's receive FIFO), in [`crate::rules::UART_LINK_BUFFER_BYTES_RANGE`]; default
+    /// [`crate::rules::DEFAULT_UART_LINK_BUFFER_BYTES`]. A sender beyond it loses its own
+    /// bytes.
+    pub buffer_bytes: u32,
+}
+
+/// A partition's end of its uart link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UartPeer {
+    /// The partition at the other end: another partition of the system, whose own plan
+    /// names this one.
+    pub peer: String,
+    /// [`UartLinkPlan::buffer_bytes`] of the link.
+    pub buffer_bytes: u32,
 }
 
 /// A network bridge: a host process of its own that switches frames between its ports
@@ -330,6 +360,9 @@ pub struct PartitionPlan {
     /// The system's housekeeping CPUs ([`SystemPlan::housekeeping_cpus`]): where the
     /// partition process's threads other than vCPUs run.
     pub housekeeping_cpus: Vec<usize>,
+    /// The partition's COM2 peer, when it is an end of a `[[uart_link]]`; `None`: the
+    /// partition has no COM2.
+    pub uart_link: Option<UartPeer>,
     /// The `[[partition.device]]` tables, in file order: `devices[i].index == i`; at most
     /// [`crate::rules::MAX_DEVICES`]; at most one `rng`, one `console` and one `vsock`.
     /// Empty when the partition declares none.

@@ -118,6 +118,14 @@ pub const DEFAULT_SCAN_WINDOW_MS: u32 = 1_000;
 /// (`include/uapi/linux/if.h`).
 pub const TAP_NAME_MAX_LEN: usize = 15;
 
+/// Accepted `buffer_bytes` of a `[[uart_link]]`: the bytes in flight per direction, from
+/// one 16550 FIFO's worth (64) to 1 MiB.
+pub const UART_LINK_BUFFER_BYTES_RANGE: std::ops::RangeInclusive<u32> = 64..=1 << 20;
+
+/// `buffer_bytes` of a `[[uart_link]]` when absent: a page, about a third of a second of a
+/// 115200-baud line.
+pub const DEFAULT_UART_LINK_BUFFER_BYTES: u32 = 4096;
+
 /// Accepted guest CIDs of a `vsock` device: 0 and 1 are reserved, 2 is the host
 /// (`VMADDR_CID_HOST`) and `u32::MAX` is `VMADDR_CID_ANY` (vsock(7); virtio 1.2 section 5.10).
 pub const VSOCK_CID_RANGE: std::ops::RangeInclusive<u32> = 3..=0xFFFF_FFFE;

@@ -1,11 +1,12 @@
 //! The whole description: the top-level keys, `[system]`, the list of partitions, and the
 //! rules that involve more than one partition (unique names, total memory). The system-wide
 //! rules on devices are in [`devices`]; the schedules and the rules on sharing host CPUs in
-//! [`schedule`].
+//! [`schedule`]; the serial lines between partitions in [`uart_link`].
 
 mod bridge;
 mod devices;
 mod schedule;
+mod uart_link;
 
 use std::ops::Range;
 use std::path::Path;
@@ -20,7 +21,7 @@ use crate::read::{wrong_type, Fields, Located};
 use crate::{files, rules};
 
 /// Keys accepted at the top level.
-const TOP_KEYS: &[&str] = &["system", "partition", "schedule", "bridge"];
+const TOP_KEYS: &[&str] = &["system", "partition", "schedule", "bridge", "uart_link"];
 
 /// Keys accepted in `[system]`.
 const SYSTEM_KEYS: &[&str] = &["name", "housekeeping_cpus"];
@@ -63,6 +64,7 @@ pub(crate) fn validate(
         .map(|s| schedule::windowed_cpus(s))
         .unwrap_or_default();
     let bridges = bridge::read_all(report, &top, &context.base, &drafts, &windowed, host);
+    let uart_links = uart_link::read_all(report, &top, &drafts);
     let partitions: Result<Vec<_>, _> = drafts.into_iter().map(|draft| draft.plan).collect();
     unique?;
     sharing?;
@@ -73,6 +75,8 @@ pub(crate) fn validate(
     let housekeeping = housekeeping?
         .unwrap_or_else(|| schedule::default_housekeeping(&partitions, &schedules, host));
     schedule::fill_partitions(&mut partitions, &schedules, &housekeeping);
+    let uart_links = uart_links?;
+    uart_link::fill_partitions(&mut partitions, &uart_links);
     let mut bridges = bridges?;
     for bridge in bridges.iter_mut().filter(|b| b.cpus.is_empty()) {
         bridge.cpus = housekeeping.clone();
@@ -84,6 +88,7 @@ pub(crate) fn validate(
         schedules,
         housekeeping_cpus: housekeeping,
         bridges,
+        uart_links,
     })
 }
 

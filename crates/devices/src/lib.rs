@@ -4,11 +4,14 @@
 //!
 //! - [`legacy`]: the 16550 UART (ttyS0) and the power/reset controller (ACPI sleep and reset
 //!   registers, i8042 reset line).
+//! - [`uart_link`]: the second 16550 (ttyS1) of a partition joined to another by a uart link,
+//!   with its flow control.
 //! - [`pvcall`]: the monitor side of the paravirtualization ABI (`docs/pv-abi.md`).
 #![forbid(unsafe_code)]
 
 pub mod legacy;
 pub mod pvcall;
+pub mod uart_link;
 
 mod ratelimit;
 pub use ratelimit::RateLimitedLog;

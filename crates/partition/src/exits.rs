@@ -3,14 +3,15 @@
 //! and never fails on anything the guest chose: unknown ports read as all-ones and ignore
 //! writes, like an empty ISA bus.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bulkhead_devices::legacy::{
     health_read, health_write, HealthSignal, PowerController, PowerEvent, Uart, COM1_BASE,
-    I8042_COMMAND_PORT, POWER_PORT_BASE, POWER_PORT_LEN, UART_PORT_LEN,
+    COM2_BASE, I8042_COMMAND_PORT, POWER_PORT_BASE, POWER_PORT_LEN, UART_PORT_LEN,
 };
 use bulkhead_devices::pvcall::{PvCallHandler, PvOutcome, PvPlatform, PvVcpuState};
+use bulkhead_devices::uart_link::LinkedUart;
 use bulkhead_devices::RateLimitedLog;
 use bulkhead_vmm::GuestMemory;
 
@@ -22,7 +23,8 @@ use crate::virtio::VirtioDevices;
 /// port 0x80 (Linux's I/O delay), the CMOS/RTC index and data ports, the PCI configuration
 /// mechanism #1 ports (there is no PCI bus: reads are all-ones, "no device"), the LPC Super
 /// I/O configuration ports that hardware-monitor and watchdog drivers probe, and the other
-/// legacy UARTs (COM2-COM4) that the 8250 driver probes.
+/// legacy UARTs (COM2-COM4) that the 8250 driver probes (COM2 is there only in a partition
+/// with a uart link, which is served before this is asked).
 fn is_quietly_absent(port: u16) -> bool {
     matches!(
         port,
@@ -33,6 +35,8 @@ fn is_quietly_absent(port: u16) -> bool {
 /// The devices of a partition, shared by its vCPU threads.
 pub struct Devices {
     pub uart: Mutex<Uart>,
+    /// COM2, in a partition that is an end of a uart link (shared with its link thread).
+    pub com2: Option<Arc<Mutex<LinkedUart>>>,
     pub power: PowerController,
     pub pv: PvCallHandler,
     pub console: Console,
@@ -78,12 +82,22 @@ impl Devices {
         self.uart.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// COM2 and the register `port` is, if the partition has COM2 and `port` is one of its.
+    fn com2_at(&self, port: u16) -> Option<(std::sync::MutexGuard<'_, LinkedUart>, u8)> {
+        let com2 = self.com2.as_ref()?;
+        let offset = port.checked_sub(COM2_BASE).filter(|o| *o < UART_PORT_LEN)?;
+        Some((com2.lock().unwrap_or_else(|e| e.into_inner()), offset as u8))
+    }
+
     /// A guest `in` from `port`.
     pub fn io_in(&self, port: u16, data: &mut [u8]) {
         let value = match port {
             p if (COM1_BASE..COM1_BASE + UART_PORT_LEN).contains(&p) => {
                 self.uart().read((p - COM1_BASE) as u8)
             }
+            p if self.com2.is_some() && (COM2_BASE..COM2_BASE + UART_PORT_LEN).contains(&p) => self
+                .com2_at(p)
+                .map_or(0xff, |(mut com2, offset)| com2.read(offset)),
             p if (POWER_PORT_BASE..POWER_PORT_BASE + POWER_PORT_LEN).contains(&p) => {
                 self.power.read(p - POWER_PORT_BASE)
             }
@@ -118,6 +132,12 @@ impl Devices {
         match port {
             p if (COM1_BASE..COM1_BASE + UART_PORT_LEN).contains(&p) => {
                 self.uart().write((p - COM1_BASE) as u8, byte);
+                Next::Continue
+            }
+            p if self.com2.is_some() && (COM2_BASE..COM2_BASE + UART_PORT_LEN).contains(&p) => {
+                if let Some((mut com2, offset)) = self.com2_at(p) {
+                    com2.write(offset, byte);
+                }
                 Next::Continue
             }
             p if (POWER_PORT_BASE..POWER_PORT_BASE + POWER_PORT_LEN).contains(&p) => self

@@ -23,6 +23,7 @@ mod placement;
 mod run;
 pub mod shield;
 mod tap;
+mod uart_link;
 mod virtio;
 mod windows;
 

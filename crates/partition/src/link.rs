@@ -20,7 +20,11 @@
 //! is up to 64 KiB, and the default buffer would hold three. When it is full, `send` reports
 //! `WouldBlock` and the device holds the guest's frames back until the socket is writable.
 //!
-//! Runs on the partition's device thread; every call is nonblocking.
+//! The uart links (`uart_link.rs`) use the same sockets under their own names
+//! ([`Link::bind`]), carrying their protocol's messages as datagrams.
+//!
+//! Runs on the partition's device thread (and a uart link's thread); every call is
+//! nonblocking.
 #![allow(unsafe_code)]
 
 use std::io::ErrorKind;
@@ -70,8 +74,18 @@ impl Link {
 
     /// Binds partition `this`'s end of its link to `peer` in `run_dir`.
     pub fn open(run_dir: &Path, this: &str, peer: &str) -> Result<Link, LinkError> {
-        let own = run_dir.join(format!("link-{this}-{peer}.sock"));
-        let peer = run_dir.join(format!("link-{peer}-{this}.sock"));
+        Link::bind(
+            run_dir,
+            &format!("link-{this}-{peer}.sock"),
+            &format!("link-{peer}-{this}.sock"),
+        )
+    }
+
+    /// Binds socket file `own` in `run_dir`, to talk to the one the peer binds as `peer`
+    /// there (the uart links use this with their own names).
+    pub fn bind(run_dir: &Path, own: &str, peer: &str) -> Result<Link, LinkError> {
+        let own = run_dir.join(own);
+        let peer = run_dir.join(peer);
         match std::fs::remove_file(&own) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -101,7 +115,10 @@ impl Link {
         self.connected
     }
 
-    fn send_once(&mut self, frame: &[u8]) -> std::io::Result<()> {
+    /// Sends one datagram to the peer's socket, connecting first if needed; no second try
+    /// when the socket it was connected to is gone (`ConnectionRefused`, and it is then
+    /// disconnected: the next call connects to whichever socket is bound now).
+    pub fn send_once(&mut self, frame: &[u8]) -> std::io::Result<()> {
         if !self.connect() {
             return Err(ErrorKind::NotConnected.into());
         }
@@ -123,17 +140,20 @@ impl Link {
     }
 }
 
-impl NetBackend for Link {
-    fn send(&mut self, frame: &[u8]) -> std::io::Result<()> {
-        match self.send_once(frame) {
+impl Link {
+    /// Sends one datagram to the peer; `WouldBlock` when the socket buffer is full, another
+    /// error when the peer is not bound (not started, restarting).
+    pub fn send_datagram(&mut self, datagram: &[u8]) -> std::io::Result<()> {
+        match self.send_once(datagram) {
             // The peer restarted: our socket was still connected to its old one. Once more,
             // to the new one.
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => self.send_once(frame),
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => self.send_once(datagram),
             other => other,
         }
     }
 
-    fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+    /// Receives one datagram, `None` when there is none.
+    pub fn recv_datagram(&mut self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
         loop {
             match self.socket.recv(buf) {
                 Ok(n) => return Ok(Some(n)),
@@ -144,8 +164,38 @@ impl NetBackend for Link {
         }
     }
 
-    fn raw_fd(&self) -> RawFd {
+    /// Receives one datagram with whether it came from the peer's socket (and not from
+    /// another socket that wrote to ours before it was connected), `None` when there is none.
+    pub fn recv_from_peer(&mut self, buf: &mut [u8]) -> std::io::Result<Option<(usize, bool)>> {
+        loop {
+            match self.socket.recv_from(buf) {
+                Ok((n, from)) => {
+                    return Ok(Some((n, from.as_pathname() == Some(self.peer.as_path()))))
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The socket's descriptor, for epoll.
+    pub fn fd(&self) -> RawFd {
         self.socket.as_raw_fd()
+    }
+}
+
+impl NetBackend for Link {
+    fn send(&mut self, frame: &[u8]) -> std::io::Result<()> {
+        self.send_datagram(frame)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+        self.recv_datagram(buf)
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.fd()
     }
 }
 

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use bulkhead_config::plan::{Criticality, PartitionPlan};
 use bulkhead_config::{DeviceKind, IdlePolicy, NetBackend};
 use bulkhead_devices::legacy::{
-    PowerController, Uart, COM1_BASE, COM1_GSI, POWER_PORT_BASE, PVPANIC_PORT, RESET_OFFSET,
-    RESET_VALUE, S5_SLEEP_TYPE, SLEEP_CONTROL_OFFSET, SLEEP_STATUS_OFFSET,
+    PowerController, Uart, COM1_BASE, COM1_GSI, COM2_BASE, COM2_GSI, POWER_PORT_BASE, PVPANIC_PORT,
+    RESET_OFFSET, RESET_VALUE, S5_SLEEP_TYPE, SLEEP_CONTROL_OFFSET, SLEEP_STATUS_OFFSET,
 };
 use bulkhead_devices::pvcall::{PvCallHandler, PvIdentity, PvVcpuState};
 use bulkhead_devices::RateLimitedLog;
@@ -26,6 +26,7 @@ use crate::health::{Health, HealthStop};
 use crate::placement::{
     die_with_parent, lock_all_memory, place_current_thread, restrict_current_thread,
 };
+use crate::uart_link::Com2;
 use crate::virtio::{self, VirtioDevices};
 use crate::windows::{Schedule, WindowGate, WindowStats};
 
@@ -110,6 +111,9 @@ pub enum PartitionError {
     /// A device could not be created.
     #[error("device {0}: {1}")]
     Device(usize, String),
+    /// COM2 and its uart link could not be set up.
+    #[error("cannot set up COM2")]
+    UartLink(#[from] crate::uart_link::UartLinkError),
 }
 
 /// Runs `plan`'s guest until it stops. Monitor messages go to `log` (standard error).
@@ -141,6 +145,7 @@ pub fn run_partition(
 
     let uart_irq = EventFd::new(libc::EFD_NONBLOCK).map_err(PartitionError::EventFd)?;
     vm.register_irqfd(&uart_irq, COM1_GSI)?;
+    let mut com2 = Com2::build(plan, &vm)?;
     let vcpus = plan.vcpus as u8;
     let platform = AcpiPlatform {
         vcpus,
@@ -150,12 +155,16 @@ pub fn run_partition(
         reset_value: RESET_VALUE,
         s5_sleep_type: S5_SLEEP_TYPE,
         com1: (COM1_BASE, COM1_GSI),
+        com2: com2.as_ref().map(|_| (COM2_BASE, COM2_GSI)),
         virtio_mmio: virtio::acpi_entries(plan),
         pvpanic_port: Some(PVPANIC_PORT),
     };
     let virtio = VirtioDevices::build(plan, &vm, &console)?;
     for line in virtio.describe() {
         log(&line);
+    }
+    if let Some(com2) = &com2 {
+        log(&com2.describe(plan));
     }
     let image = GuestImage {
         kernel: &plan.kernel,
@@ -195,6 +204,7 @@ pub fn run_partition(
     let tsc_khz = vcpu_list.first().and_then(Vcpu::tsc_khz).unwrap_or(0);
     let devices = Arc::new(Devices {
         uart: Mutex::new(Uart::new(uart_irq, Box::new(console.clone()))),
+        com2: com2.as_ref().map(Com2::uart),
         power: PowerController,
         pv: PvCallHandler::new(PvIdentity {
             partition_index: plan.index as u64,
@@ -215,6 +225,9 @@ pub fn run_partition(
     });
 
     devices.virtio.spawn_device_thread(&plan.name)?;
+    if let Some(com2) = &mut com2 {
+        com2.spawn_thread(&plan.name)?;
+    }
     let vm = Arc::new(vm);
     let (stop_tx, stop_rx) = mpsc::channel::<Result<StopReason, PartitionError>>();
     let watchdog_stop = stop_tx.clone();
@@ -283,6 +296,9 @@ pub fn run_partition(
                 log(&format!("stopping: {reason}"));
                 for line in devices.virtio.metrics_summary() {
                     log(&format!("counters: {line}"));
+                }
+                if let Some(com2) = &com2 {
+                    log(&format!("counters: {}", com2.metrics_summary()));
                 }
                 for report in window_stats
                     .lock()

@@ -253,7 +253,7 @@ fn find_partition<'d>(drafts: &'d [Draft], name: &str) -> Option<&'d Draft> {
 }
 
 /// The valid partition names, quoted, for messages.
-fn partition_names(drafts: &[Draft]) -> String {
+pub(super) fn partition_names(drafts: &[Draft]) -> String {
     let names: Vec<String> = drafts
         .iter()
         .filter_map(|draft| draft.name.as_ref())

@@ -14,4 +14,5 @@ pub use power::{
     PowerController, PowerEvent, I8042_COMMAND_PORT, POWER_PORT_BASE, POWER_PORT_LEN, RESET_OFFSET,
     RESET_VALUE, S5_SLEEP_TYPE, SLEEP_CONTROL_OFFSET, SLEEP_STATUS_OFFSET,
 };
-pub use uart::{Uart, COM1_BASE, COM1_GSI, UART_PORT_LEN};
+pub(crate) use uart::EventFdLine;
+pub use uart::{Uart, COM1_BASE, COM1_GSI, COM2_BASE, COM2_GSI, UART_PORT_LEN};

@@ -1,5 +1,7 @@
 //! COM1: a 16550A UART (vm-superio's model) whose output goes to the partition's console sink
-//! and whose interrupt is an eventfd the KVM layer wires to GSI 4 (an irqfd).
+//! and whose interrupt is an eventfd the KVM layer wires to GSI 4 (an irqfd). COM2, present
+//! only in a partition that is an end of a uart link, is in [`crate::uart_link`]; its port and
+//! line are here beside COM1's.
 //!
 //! Runs on whichever vCPU thread traps on ports 0x3f8..=0x3ff, under the caller's lock.
 
@@ -14,9 +16,13 @@ pub const COM1_BASE: u16 = 0x3f8;
 pub const UART_PORT_LEN: u16 = 8;
 /// Legacy interrupt line of COM1 (ISA IRQ 4, identity-mapped to IOAPIC pin 4).
 pub const COM1_GSI: u32 = 4;
+/// First I/O port of COM2 (the PC's standard second serial port).
+pub const COM2_BASE: u16 = 0x2f8;
+/// Legacy interrupt line of COM2 (ISA IRQ 3, identity-mapped to IOAPIC pin 3).
+pub const COM2_GSI: u32 = 3;
 
-/// Interrupt line of the UART: an eventfd, signalled to raise the interrupt.
-struct EventFdLine(EventFd);
+/// Interrupt line of a UART: an eventfd, signalled to raise the interrupt.
+pub(crate) struct EventFdLine(pub(crate) EventFd);
 
 impl Trigger for EventFdLine {
     type E = std::io::Error;

@@ -1,7 +1,7 @@
 //! ACPI tables describing the partition's platform to the guest (ACPI 6.4): a hardware-reduced
 //! FADT with the sleep-control and reset registers of the power controller, a MADT with one
-//! local APIC per vCPU and KVM's IOAPIC, and a DSDT with `\_S5`, the COM1 UART, the virtio-mmio
-//! devices and the pvpanic device.
+//! local APIC per vCPU and KVM's IOAPIC, and a DSDT with `\_S5`, the COM1 UART (and COM2 when
+//! the partition has a uart link), the virtio-mmio devices and the pvpanic device.
 //!
 //! Stock Debian kernels find the RSDP at [`ACPI_START`] (where they scan for it, and through
 //! `boot_params.acpi_rsdp_addr` or the PVH `rsdp_paddr`). virtio-mmio devices are `_HID`
@@ -34,6 +34,8 @@ pub struct AcpiPlatform {
     pub s5_sleep_type: u8,
     /// COM1 base port and its interrupt.
     pub com1: (u16, u32),
+    /// COM2 base port and its interrupt, if the partition has one (a uart link).
+    pub com2: Option<(u16, u32)>,
     /// virtio-mmio devices: (register window base, window size, GSI).
     pub virtio_mmio: Vec<(u64, u64, u32)>,
     /// The pvpanic device's I/O port (`_HID` `QEMU0001`), if the partition has one.
@@ -163,14 +165,16 @@ fn dsdt(p: &AcpiPlatform) -> Sdt {
         &aml::Package::new(vec![&s5_type, &s5_type, &0u8, &0u8]),
     )
     .to_aml_bytes(&mut body);
-    let (com1_base, com1_irq) = p.com1;
-    let com1_io = aml::IO::new(com1_base, com1_base, 1, 8);
-    let com1_int = aml::Interrupt::new(true, true, false, false, com1_irq);
-    let com1_crs = aml::ResourceTemplate::new(vec![&com1_io, &com1_int]);
-    let com1_hid = aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0501"));
-    let com1_uid = aml::Name::new("_UID".into(), &aml::ZERO);
-    let com1_crs = aml::Name::new("_CRS".into(), &com1_crs);
-    let com1 = aml::Device::new("COM1".into(), vec![&com1_hid, &com1_uid, &com1_crs]);
+    let com1 = SerialAml {
+        name: "COM1",
+        uid: 0,
+        port: p.com1,
+    };
+    let com2 = p.com2.map(|port| SerialAml {
+        name: "COM2",
+        uid: 1,
+        port,
+    });
     let virtio: Vec<VirtioMmioAml> = p
         .virtio_mmio
         .iter()
@@ -179,6 +183,7 @@ fn dsdt(p: &AcpiPlatform) -> Sdt {
         .collect();
     let pvpanic = p.pvpanic_port.map(PvPanicAml);
     let mut devices: Vec<&dyn Aml> = vec![&com1];
+    devices.extend(com2.as_ref().map(|d| d as &dyn Aml));
     devices.extend(virtio.iter().map(|d| d as &dyn Aml));
     devices.extend(pvpanic.as_ref().map(|d| d as &dyn Aml));
     aml::Scope::new("_SB_".into(), devices).to_aml_bytes(&mut body);
@@ -186,6 +191,28 @@ fn dsdt(p: &AcpiPlatform) -> Sdt {
     dsdt.append_slice(&body);
     dsdt.update_checksum();
     dsdt
+}
+
+/// A 16550 UART as Linux's `8250_pnp` driver finds it: `_HID` `PNP0501`, its eight ports and
+/// its interrupt (edge, active high: an irqfd).
+struct SerialAml {
+    name: &'static str,
+    uid: u8,
+    /// Base port and interrupt.
+    port: (u16, u32),
+}
+
+impl Aml for SerialAml {
+    fn to_aml_bytes(&self, sink: &mut dyn acpi_tables::AmlSink) {
+        let (base, irq) = self.port;
+        let io = aml::IO::new(base, base, 1, 8);
+        let int = aml::Interrupt::new(true, true, false, false, irq);
+        let crs = aml::ResourceTemplate::new(vec![&io, &int]);
+        let hid = aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0501"));
+        let uid = aml::Name::new("_UID".into(), &self.uid);
+        let crs = aml::Name::new("_CRS".into(), &crs);
+        aml::Device::new(self.name.into(), vec![&hid, &uid, &crs]).to_aml_bytes(sink);
+    }
 }
 
 /// The pvpanic device as Linux's `pvpanic-mmio` driver finds it: `_HID` `QEMU0001` with one
@@ -249,6 +276,7 @@ mod tests {
             reset_value: 1,
             s5_sleep_type: 5,
             com1: (0x3f8, 4),
+            com2: Some((0x2f8, 3)),
             virtio_mmio: vec![(0xd000_0000, 0x1000, 5), (0xd000_1000, 0x1000, 6)],
             pvpanic_port: Some(0x505),
         }
@@ -293,13 +321,14 @@ mod tests {
     }
 
     #[test]
-    fn dsdt_declares_s5_com1_virtio_mmio_and_pvpanic_devices() {
+    fn dsdt_declares_s5_com1_com2_virtio_mmio_and_pvpanic_devices() {
         let dsdt = dsdt(&platform());
         let bytes = dsdt.as_slice();
 
         assert!(bytes.windows(8).any(|w| w == b"QEMU0001"));
         assert!(bytes.windows(4).any(|w| w == b"_S5_"));
         assert!(bytes.windows(4).any(|w| w == b"COM1"));
+        assert!(bytes.windows(4).any(|w| w == b"COM2"));
         assert!(bytes.windows(8).any(|w| w == b"LNRO0005"));
         assert!(bytes.windows(4).any(|w| w == b"VR01"));
         assert!(checksum_ok(bytes));
