@@ -495,7 +495,7 @@ make_initramfs --tools --rt initramfs.cpio.gz guest-init "${GUEST_MODULES[@]}"
 step "building testhost-initramfs.cpio.gz (busybox, /init, kvm-amd, 9p over virtio-mmio)"
 make_initramfs testhost-initramfs.cpio.gz testhost-init \
 	irqbypass kvm ccp kvm_amd virtio_mmio 9pnet 9pnet_virtio 9p virtio_net virtio_blk \
-	tun vhost_net vhost_vsock bridge
+	tun vhost_net vhost_vsock bridge veth
 
 cat >"$STAGE/manifest" <<EOF
 key: $KEY

@@ -17,6 +17,10 @@
 #   --smp N          test host vCPUs (default 2)
 #   --timeout S      kill the test host after S seconds, exit 124 (default 1800, 0 = none;
 #                    or $BULKHEAD_TESTHOST_TIMEOUT); `run` only
+#   --stall S        kill the test host, exit 125, when its heartbeat (written every 5 s while
+#                    CMD runs) is older than S seconds, or CMD has not started S*3 seconds
+#                    after QEMU did: it hung (default 90, 0 = never; or
+#                    $BULKHEAD_TESTHOST_STALL); `run` only
 #   --share DIR      share DIR read-write at the same path inside (repeatable; created if
 #                    missing). Everything else is read-only; /tmp, /var/tmp, /run are tmpfs.
 #   --env NAME[=VAL] pass environment variable NAME (its current value, or VAL) (repeatable)
@@ -27,7 +31,8 @@
 #
 # exit status of `run`: CMD's status; 124 timeout; 125 the test host failed (boot, KVM or
 # mounts: the console log is printed to stderr); 2 usage error.
-# Environment: BULKHEAD_CACHE (default ~/.cache/bulkhead), QEMU (default qemu-system-x86_64).
+# Environment: BULKHEAD_CACHE (default ~/.cache/bulkhead), QEMU (default qemu-system-x86_64),
+# BULKHEAD_TESTHOST_TCG_THREAD (TCG's thread=: multi, the default, or single).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -56,6 +61,7 @@ esac
 MEM=${BULKHEAD_TESTHOST_MEM:-3072}
 SMP=2
 TIMEOUT=${BULKHEAD_TESTHOST_TIMEOUT:-1800}
+STALL=${BULKHEAD_TESTHOST_STALL:-90}
 VERBOSE=0
 KMSG=0
 KEEP=0
@@ -69,6 +75,8 @@ while [ $# -gt 0 ]; do
 	--smp=*) SMP=${1#*=}; shift ;;
 	--timeout) TIMEOUT=${2:?--timeout needs a value}; shift 2 ;;
 	--timeout=*) TIMEOUT=${1#*=}; shift ;;
+	--stall) STALL=${2:?--stall needs a value}; shift 2 ;;
+	--stall=*) STALL=${1#*=}; shift ;;
 	--share) SHARES+=("${2:?--share needs a directory}"); shift 2 ;;
 	--share=*) SHARES+=("${1#*=}"); shift ;;
 	--env) ENVS+=("${2:?--env needs a name}"); shift 2 ;;
@@ -88,7 +96,7 @@ while [ $# -gt 0 ]; do
 		;;
 	esac
 done
-for n in "$MEM" "$SMP" "$TIMEOUT"; do
+for n in "$MEM" "$SMP" "$TIMEOUT" "$STALL"; do
 	[[ $n =~ ^[0-9]+$ ]] || { err "not a number: '$n'"; exit 2; }
 done
 if [ "$MODE" = run ]; then
@@ -113,6 +121,16 @@ fi
 for f in testhost-vmlinux testhost-initramfs.cpio.gz; do
 	[ -s "$IMAGES/$f" ] || { err "missing $IMAGES/$f"; exit 125; }
 done
+
+# --- one test host at a time ------------------------------------------------------------------
+# Each keeps both of a 2-core machine's cores busy, and two at once more than double each other's
+# times (and make TCG's nested AMD-V flakier): a second caller waits for the first.
+mkdir -p "$CACHE/testhost"
+exec 8>>"$CACHE/testhost/lock"
+if ! flock -n 8; then
+	err "another test host is running; waiting for it"
+	flock 8
+fi
 
 # --- the run directory (the read-write control share) -----------------------------------------
 mkdir -p "$CACHE/testhost/runs"
@@ -200,7 +218,7 @@ TSC_KHZ=${BULKHEAD_TESTHOST_TSC_KHZ:-$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1
 [[ ${TSC_KHZ:-} =~ ^[0-9]+$ ]] && [ "$TSC_KHZ" -gt 100000 ] || TSC_KHZ=2600000
 
 QEMU_ARGS=(
-	-M microvm -accel tcg,thread=multi -cpu max -smp "$SMP" -m "$MEM"
+	-M microvm -accel "tcg,thread=${BULKHEAD_TESTHOST_TCG_THREAD:-multi}" -cpu max -smp "$SMP" -m "$MEM"
 	-nographic -no-reboot
 	-kernel "$IMAGES/testhost-vmlinux" -initrd "$IMAGES/testhost-initramfs.cpio.gz"
 	# no `quiet`: Debian's kernel was seen to hang at boot with it; loglevel=4 is fine.
@@ -230,6 +248,32 @@ AWK=(awk)
 if command -v mawk >/dev/null 2>&1; then AWK=(mawk -W interactive); fi
 TIMEOUT_CMD=()
 [ "$TIMEOUT" = 0 ] || TIMEOUT_CMD=(timeout -k 10 "$TIMEOUT")
+
+# The stall watchdog: TCG's emulated AMD-V now and then hangs the whole test host (no console
+# output, one host thread spinning). The test host's init writes /ctl/heartbeat every 5 s while
+# CMD runs; a heartbeat older than STALL seconds (or none STALL*3 seconds after QEMU started)
+# kills QEMU, and the run reports the hang (exit 125) instead of waiting for its timeout.
+watch_stall() {
+	local started=$SECONDS beat age
+	while sleep 5; do
+		beat=$RUN_DIR/heartbeat
+		if [ -e "$beat" ]; then
+			age=$(($(date +%s) - $(stat -c %Y "$beat")))
+		else
+			age=$(((SECONDS - started) / 3))
+		fi
+		if [ "$age" -gt "$STALL" ]; then
+			echo "$age" >"$RUN_DIR/stalled"
+			pkill -KILL -f -- "id=bhctl,path=$RUN_DIR," 2>/dev/null
+			return
+		fi
+	done
+}
+watcher=
+if [ "$STALL" != 0 ]; then
+	watch_stall &
+	watcher=$!
+fi
 set +e
 ${TIMEOUT_CMD[@]+"${TIMEOUT_CMD[@]}"} "$QEMU" "${QEMU_ARGS[@]}" </dev/null 2>&1 |
 	tee "$LOG" |
@@ -252,8 +296,16 @@ ${TIMEOUT_CMD[@]+"${TIMEOUT_CMD[@]}"} "$QEMU" "${QEMU_ARGS[@]}" </dev/null 2>&1 
 	}
 	state == 2 { if (verbose) { print; fflush() } }'
 codes=("${PIPESTATUS[@]}")
+[ -z "$watcher" ] || kill "$watcher" 2>/dev/null
 set -e
 qrc=${codes[0]}
+
+if [ -e "$RUN_DIR/stalled" ]; then
+	err "the test host hung: no heartbeat for $(cat "$RUN_DIR/stalled")s; killed (docs/test-host.md, \"Known flakiness\")"
+	[ "$VERBOSE" = 1 ] || { err "last console lines:"; tail -n 30 "$LOG" | tr -d '\r' >&2; }
+	KEEP_ON_FAIL=1
+	exit 125
+fi
 
 status=$(cat "$RUN_DIR/status" 2>/dev/null || echo)
 if [[ ! $status =~ ^[0-9]+$ ]] && [ "$status" != fatal ]; then
