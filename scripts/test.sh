@@ -23,7 +23,7 @@ step "guest unit tests (host-side logic of the no_std crates)"
 (cd guests && cargo test --workspace --lib)
 
 step "bulkhead: unit and integration tests (Linux guests boot inside the KVM test host)"
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 step "fuzz: every target under crates/*/fuzz for ${FUZZ_SECONDS} s each (cargo-fuzz, libFuzzer + ASan)"
