@@ -28,9 +28,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bulkhead_config::{HealthAction, OnReset, PartitionPlan, SystemPlan};
+use bulkhead_config::{HealthAction, OnReset, PartitionPlan, PortKind, SystemPlan};
 use bulkhead_partition::events::{self, EventLog, EVENT_LOG_ENV};
 use bulkhead_partition::{monotonic_ns, restrict_current_thread, FRAME_EPOCH_ENV};
+use bulkhead_ports::{channel_file_name, create_channel_file, ChannelKind, Layout};
 
 use crate::bridges::Bridges;
 
@@ -201,6 +202,37 @@ struct Running {
 /// Shared standard output, so lines from different partitions never interleave mid-line.
 type Out = Arc<Mutex<std::io::Stdout>>;
 
+/// Creates the shared-memory file of every `[[channel]]` in the run directory, before any
+/// partition starts: the ends of a channel map it, and it outlives their restarts.
+fn create_channels(plan: &SystemPlan, run_dir: &Path) -> Result<(), String> {
+    for channel in &plan.channels {
+        let layout = Layout {
+            kind: match channel.kind {
+                PortKind::Sampling => ChannelKind::Sampling,
+                PortKind::Queuing => ChannelKind::Queuing,
+            },
+            max_message_bytes: channel.max_message_bytes,
+            depth: channel.depth,
+        };
+        let path = run_dir.join(channel_file_name(&channel.name));
+        create_channel_file(&path, &layout)
+            .map_err(|e| format!("channel {}: {}", channel.name, error_chain(&e)))?;
+    }
+    Ok(())
+}
+
+/// `error` and its sources, joined with ": ".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
 /// Runs the system; returns the process exit code.
 pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
     if let Err(e) = restrict_current_thread(&plan.housekeeping_cpus) {
@@ -227,6 +259,12 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
         })
         .ok();
     let run_dir = run_dir.as_ref().map(|d| d.0.as_path());
+    if let Some(dir) = run_dir {
+        if let Err(e) = create_channels(plan, dir) {
+            eprintln!("[bulkhead] {e}");
+            return 1;
+        }
+    }
     let event_log_path = Some(events::default_path(&plan.name));
     let event_log = event_log_path.as_deref().and_then(|path| {
         EventLog::open(path)

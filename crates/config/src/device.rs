@@ -129,6 +129,8 @@ pub(crate) struct Facts {
     pub(crate) cid: Option<Located<u32>>,
     /// A vsock device's sockets.
     pub(crate) sockets: Vec<Socket>,
+    /// A vsock device's ports, each listed once.
+    pub(crate) vsock_ports: Vec<ListedPort>,
 }
 
 /// The image of a block device.
@@ -512,14 +514,16 @@ fn read_vsock(
     }))
 }
 
-/// A port that passed its own checks, and where it is in the file.
-struct ListedPort {
-    port: u32,
-    span: Range<usize>,
-    key: String,
+/// A vsock port that passed its own checks, and where it is in the file.
+pub(crate) struct ListedPort {
+    pub(crate) port: u32,
+    /// The `port` value.
+    pub(crate) span: Range<usize>,
+    /// Dotted key of the element of `ports`, e.g. `partition[0] ("a").device[2].ports[1]`.
+    pub(crate) key: String,
 }
 
-/// The `ports` of a vsock device; each socket that passed is added to `facts`.
+/// The `ports` of a vsock device; each port and socket that passed is added to `facts`.
 fn read_ports(
     report: &mut Report<'_>,
     fields: &Fields<'_, '_>,
@@ -567,6 +571,7 @@ fn read_ports(
             Err(reported) => ports = Err(reported),
         }
     }
+    facts.vsock_ports = listed;
     ports
 }
 

@@ -5,7 +5,8 @@
 //! documented in `docs/system-description.md`) and every check that can be made before any
 //! partition exists: names, sizes, host CPUs and memory, the kernel, initrd and console log
 //! files, each partition's virtio devices (their images, addresses, backends and sockets,
-//! and the links between partitions), and the serial lines between partitions. It knows
+//! and the links between partitions), the serial lines between partitions, and the ports,
+//! channels and doorbells through which partitions exchange messages and events. It knows
 //! nothing of KVM or processes; `bulkhead check` and `bulkhead run` call [`load`] on the main
 //! thread before anything else is built.
 //!
@@ -31,6 +32,7 @@ mod health;
 mod host;
 mod partition;
 pub mod plan;
+mod port;
 mod problem;
 mod read;
 pub mod rules;
@@ -48,6 +50,7 @@ pub use plan::{
     IdlePolicy, KernelFormat, NetBackend, NetPlan, OnReset, PartitionPlan, RngPlan, SchedulePlan,
     SchedulePolicy, SystemPlan, UartLinkPlan, UartPeer, VsockPlan, VsockPort, WindowPlan,
 };
+pub use plan::{ChannelPlan, DoorbellPlan, PortDirection, PortKind, PortPlan, PortRef};
 pub use problem::{Problem, Refusal};
 
 use problem::Report;

@@ -1,6 +1,6 @@
 //! One `[[partition]]` table: its keys, their types and ranges, and the files it names. Its
-//! `[[partition.device]]` tables are read by [`crate::device`]; rules that involve several
-//! partitions are in [`crate::system`].
+//! `[[partition.device]]` tables are read by [`crate::device`], its `[[partition.port]]`
+//! tables by [`crate::port`]; rules that involve several partitions are in [`crate::system`].
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use crate::files;
 use crate::health;
 use crate::host::HostFacts;
 use crate::plan::{Criticality, IdlePolicy, OnReset, PartitionPlan};
+use crate::port::{self, Ports};
 use crate::problem::{Report, Reported};
 use crate::read::{integer_in, Fields, Located};
 use crate::rules;
@@ -36,6 +37,7 @@ pub(crate) const KEYS: &[&str] = &[
     "lock_memory",
     "health",
     "device",
+    "port",
 ];
 
 const CRITICALITIES: &[(&str, Criticality)] =
@@ -65,6 +67,8 @@ pub(crate) struct Draft {
     pub(crate) watchdog_ms: Option<u32>,
     /// The `[[partition.device]]` tables as read, for the system-wide device rules.
     pub(crate) devices: Devices,
+    /// The `[[partition.port]]` tables as read, for the channels and doorbells.
+    pub(crate) ports: Ports,
 }
 
 /// Where relative paths start and what the host offers.
@@ -119,6 +123,7 @@ pub(crate) fn read(
             .map_err(|r| *r),
     };
     let devices = device::read_all(report, &fields, &owner);
+    let ports = port::read_all(report, &fields);
     let health = health::read(report, &fields);
     let idle = fields.choice(report, "idle", IDLE);
     let halt_poll_us = read_halt_poll(report, &fields, &idle);
@@ -152,6 +157,8 @@ pub(crate) fn read(
             windows: Vec::new(),
             housekeeping_cpus: Vec::new(),
             uart_link: None,
+            ports: ports.plans()?,
+            doorbells: Vec::new(),
             health: health.clone()?,
             devices: devices.plans()?,
         })
@@ -168,6 +175,7 @@ pub(crate) fn read(
         rt_priority: rt_priority.ok(),
         watchdog_ms: health.ok().and_then(|h| h.watchdog_ms),
         devices,
+        ports,
     }
 }
 

@@ -35,6 +35,105 @@ pub struct SystemPlan {
     /// The `[[uart_link]]` tables, in file order: each joins two distinct partitions of the
     /// system, and no partition is an end of two links.
     pub uart_links: Vec<UartLinkPlan>,
+    /// The `[[channel]]` tables, in file order: names unique among channels. Every port of
+    /// every partition is in exactly one channel (as its source or one of its destinations).
+    pub channels: Vec<ChannelPlan>,
+    /// The `[[doorbell]]` tables, in file order: names unique among doorbells.
+    pub doorbells: Vec<DoorbellPlan>,
+}
+
+/// An ARINC 653 channel (`[[channel]]`): one source port and the destination ports that
+/// receive what it sends. All its ports have its kind and its `max_message_bytes` (and, for
+/// queuing, its `depth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelPlan {
+    /// Valid by [`crate::rules::is_valid_name`], unique among channels (it names the
+    /// channel's shared-memory file in the run directory).
+    pub name: String,
+    pub kind: PortKind,
+    /// In [`crate::rules::PORT_MESSAGE_BYTES_RANGE`]; the same on every port of the channel.
+    pub max_message_bytes: u32,
+    /// Queuing: the messages the channel holds, in [`crate::rules::PORT_DEPTH_RANGE`], the
+    /// same on both ports. Sampling: 1.
+    pub depth: u32,
+    /// The source port: a port with direction source.
+    pub source: PortRef,
+    /// At least one; destination ports, each in no other channel, in file order. Exactly one
+    /// for a queuing channel.
+    pub destinations: Vec<PortRef>,
+}
+
+/// A port of a partition, named in a channel as `"PARTITION.PORT"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PortRef {
+    /// A partition of the system.
+    pub partition: String,
+    /// One of its ports.
+    pub port: String,
+}
+
+/// The two kinds of ARINC 653 port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortKind {
+    /// The latest message, overwritten by each write; a reader sees its age and validity.
+    Sampling,
+    /// A FIFO of bounded depth; every message is received once.
+    Queuing,
+}
+
+impl PortKind {
+    /// The spelling of `kind` in the description.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortKind::Sampling => "sampling",
+            PortKind::Queuing => "queuing",
+        }
+    }
+}
+
+/// Which way a port carries messages, seen from its partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortDirection {
+    /// The partition writes (sends).
+    Source,
+    /// The partition reads (receives).
+    Destination,
+}
+
+/// One `[[partition.port]]` of a partition, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PortPlan {
+    /// Valid by [`crate::rules::is_valid_name`], unique among the partition's ports and
+    /// doorbells; at most 32 bytes (the ABI's `PORT_NAME_MAX`).
+    pub name: String,
+    pub kind: PortKind,
+    pub direction: PortDirection,
+    /// In [`crate::rules::PORT_MESSAGE_BYTES_RANGE`].
+    pub max_message_bytes: u32,
+    /// Sampling destinations: a message older than this is invalid, in
+    /// [`crate::rules::REFRESH_PERIOD_US_RANGE`]. `None` for every other port.
+    pub refresh_period_us: Option<u64>,
+    /// Queuing ports: in [`crate::rules::PORT_DEPTH_RANGE`]. 1 for sampling ports.
+    pub depth: u32,
+    /// The channel the port is in: a channel of [`SystemPlan::channels`].
+    pub channel: String,
+}
+
+/// A doorbell (`[[doorbell]]`): partition `from` rings it, partition `to` counts the rings
+/// and may take an interrupt for each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DoorbellPlan {
+    /// Valid by [`crate::rules::is_valid_name`], unique among doorbells, at most 32 bytes,
+    /// and no port of `from` or `to` has it as its name.
+    pub name: String,
+    /// A partition of the system.
+    pub from: String,
+    /// A partition of the system other than `from`.
+    pub to: String,
 }
 
 /// A virtual serial line (`[[uart_link]]`): partition `a`'s second UART (COM2, the guest's
@@ -363,6 +462,12 @@ pub struct PartitionPlan {
     /// The partition's COM2 peer, when it is an end of a `[[uart_link]]`; `None`: the
     /// partition has no COM2.
     pub uart_link: Option<UartPeer>,
+    /// The `[[partition.port]]` tables, in file order: names unique in the partition, each
+    /// in one channel. Empty when the partition declares none.
+    pub ports: Vec<PortPlan>,
+    /// The doorbells this partition rings or is rung by ([`SystemPlan::doorbells`] with
+    /// `from` or `to` equal to its name), in file order.
+    pub doorbells: Vec<DoorbellPlan>,
     /// The `[[partition.device]]` tables, in file order: `devices[i].index == i`; at most
     /// [`crate::rules::MAX_DEVICES`]; at most one `rng`, one `console` and one `vsock`.
     /// Empty when the partition declares none.

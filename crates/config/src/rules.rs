@@ -133,6 +133,27 @@ pub const VSOCK_CID_RANGE: std::ops::RangeInclusive<u32> = 3..=0xFFFF_FFFE;
 /// Accepted vsock ports: every `u32` but `VMADDR_PORT_ANY` (`u32::MAX`, vsock(7)).
 pub const VSOCK_PORT_RANGE: std::ops::RangeInclusive<u32> = 0..=0xFFFF_FFFE;
 
+/// Bytes of a port's largest message (`max_message_bytes`); the ABI's `MAX_MESSAGE_BYTES`.
+pub const PORT_MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<u32> = 1..=8192;
+
+/// Messages a queuing port holds (`depth`).
+pub const PORT_DEPTH_RANGE: std::ops::RangeInclusive<u32> = 1..=1024;
+
+/// A sampling destination's `refresh_period_us`: from 100 µs to an hour.
+pub const REFRESH_PERIOD_US_RANGE: std::ops::RangeInclusive<u64> = 100..=3_600_000_000;
+
+/// Longest port or doorbell name, in bytes (the ABI's `PORT_NAME_MAX`).
+pub const PORT_NAME_MAX_BYTES: usize = 32;
+
+/// Most bytes of shared memory one queuing channel may take (`depth` × the slot of a
+/// `max_message_bytes` message), so a description cannot ask for unbounded memory.
+pub const MAX_CHANNEL_BYTES: u64 = 16 << 20;
+
+/// The vsock port (on the host, CID 2) where a partition with ports or doorbells and a vsock
+/// device reaches them: the APEX service (`docs/ports.md`). A vsock device of such a
+/// partition cannot forward this port elsewhere.
+pub const APEX_VSOCK_PORT: u32 = 653;
+
 /// Whether `name` is acceptable for the system or a partition: 1 to [`NAME_MAX_LEN`]
 /// characters from `a-z`, `0-9` and `-`, the first a letter.
 pub fn is_valid_name(name: &str) -> bool {

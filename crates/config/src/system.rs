@@ -1,10 +1,15 @@
 //! The whole description: the top-level keys, `[system]`, the list of partitions, and the
 //! rules that involve more than one partition (unique names, total memory). The system-wide
 //! rules on devices are in [`devices`]; the schedules and the rules on sharing host CPUs in
-//! [`schedule`]; the serial lines between partitions in [`uart_link`].
+//! [`schedule`]; the serial lines between partitions in [`uart_link`]; the channels between
+//! ports in [`channel`], the doorbells in [`doorbell`], and the vsock port of the service
+//! that gives Linux guests their ports and doorbells in [`apex`].
 
+mod apex;
 mod bridge;
+mod channel;
 mod devices;
+mod doorbell;
 mod schedule;
 mod uart_link;
 
@@ -21,7 +26,15 @@ use crate::read::{wrong_type, Fields, Located};
 use crate::{files, rules};
 
 /// Keys accepted at the top level.
-const TOP_KEYS: &[&str] = &["system", "partition", "schedule", "bridge", "uart_link"];
+const TOP_KEYS: &[&str] = &[
+    "system",
+    "partition",
+    "schedule",
+    "bridge",
+    "uart_link",
+    "channel",
+    "doorbell",
+];
 
 /// Keys accepted in `[system]`.
 const SYSTEM_KEYS: &[&str] = &["name", "housekeeping_cpus"];
@@ -65,11 +78,15 @@ pub(crate) fn validate(
         .unwrap_or_default();
     let bridges = bridge::read_all(report, &top, &context.base, &drafts, &windowed, host);
     let uart_links = uart_link::read_all(report, &top, &drafts);
+    let channels = channel::read_all(report, &top, &drafts);
+    let doorbells = doorbell::read_all(report, &top, &drafts);
+    let apex = apex::check(report, &drafts, &doorbells.ends);
     let partitions: Result<Vec<_>, _> = drafts.into_iter().map(|draft| draft.plan).collect();
     unique?;
     sharing?;
     fits?;
     devices?;
+    apex?;
     let mut partitions = partitions?;
     let schedules = schedule::plans(schedules?)?;
     let housekeeping = housekeeping?
@@ -77,6 +94,10 @@ pub(crate) fn validate(
     schedule::fill_partitions(&mut partitions, &schedules, &housekeeping);
     let uart_links = uart_links?;
     uart_link::fill_partitions(&mut partitions, &uart_links);
+    let channels = channels?;
+    channel::fill_partitions(&mut partitions, &channels);
+    let doorbells = doorbells.plans?;
+    doorbell::fill_partitions(&mut partitions, &doorbells);
     let mut bridges = bridges?;
     for bridge in bridges.iter_mut().filter(|b| b.cpus.is_empty()) {
         bridge.cpus = housekeeping.clone();
@@ -89,6 +110,8 @@ pub(crate) fn validate(
         housekeeping_cpus: housekeeping,
         bridges,
         uart_links,
+        channels,
+        doorbells,
     })
 }
 

@@ -7,8 +7,11 @@
 //! - [`uart_link`]: the second 16550 (ttyS1) of a partition joined to another by a uart link,
 //!   with its flow control.
 //! - [`pvcall`]: the monitor side of the paravirtualization ABI (`docs/pv-abi.md`).
+//! - [`apex`]: the line protocol a Linux guest speaks over vsock to reach its ports and
+//!   doorbells (`docs/ports.md`).
 #![forbid(unsafe_code)]
 
+pub mod apex;
 pub mod legacy;
 pub mod pvcall;
 pub mod uart_link;

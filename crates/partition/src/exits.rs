@@ -10,13 +10,16 @@ use bulkhead_devices::legacy::{
     health_read, health_write, HealthSignal, PowerController, PowerEvent, Uart, COM1_BASE,
     COM2_BASE, I8042_COMMAND_PORT, POWER_PORT_BASE, POWER_PORT_LEN, UART_PORT_LEN,
 };
-use bulkhead_devices::pvcall::{PvCallHandler, PvOutcome, PvPlatform, PvVcpuState};
+use bulkhead_devices::pvcall::{
+    NoPorts, PvCallHandler, PvOutcome, PvPlatform, PvPorts, PvVcpuState,
+};
 use bulkhead_devices::uart_link::LinkedUart;
 use bulkhead_devices::RateLimitedLog;
 use bulkhead_vmm::GuestMemory;
 
 use crate::console::Console;
 use crate::health::{Health, HealthStop};
+use crate::ports::PartitionPorts;
 use crate::virtio::VirtioDevices;
 
 /// Ports guests probe that no partition has, and that are not worth a log line: the POST/delay
@@ -46,6 +49,8 @@ pub struct Devices {
     /// Debugging aid (`BULKHEAD_TRACE_IO=1`): print every port write except COM1's.
     pub trace_io: bool,
     pub health: std::sync::Arc<Health>,
+    /// The partition's ports and doorbells, when it has any.
+    pub ports: Option<Arc<PartitionPorts>>,
 }
 
 /// What the vCPU loop does next.
@@ -224,5 +229,12 @@ impl PvPlatform for PlatformImpl<'_> {
 
     fn watchdog_kick(&self) -> u64 {
         self.devices.health.kick()
+    }
+
+    fn ports(&self) -> &dyn PvPorts {
+        match &self.devices.ports {
+            Some(ports) => ports.as_ref(),
+            None => &NoPorts,
+        }
     }
 }

@@ -12,6 +12,7 @@
 
 #![deny(unsafe_code)]
 
+mod apex;
 mod batch;
 mod clock;
 mod console;
@@ -20,6 +21,7 @@ mod exits;
 mod health;
 mod link;
 mod placement;
+mod ports;
 mod run;
 pub mod shield;
 mod tap;

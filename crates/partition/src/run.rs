@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bulkhead_config::plan::{Criticality, PartitionPlan};
+use bulkhead_config::rules::APEX_VSOCK_PORT;
 use bulkhead_config::{DeviceKind, IdlePolicy, NetBackend};
 use bulkhead_devices::legacy::{
     PowerController, Uart, COM1_BASE, COM1_GSI, COM2_BASE, COM2_GSI, POWER_PORT_BASE, PVPANIC_PORT,
@@ -18,14 +19,17 @@ use bulkhead_vmm::{
 };
 use vmm_sys_util::eventfd::EventFd;
 
+use crate::apex;
 use crate::clock;
 use crate::console::Console;
 use crate::events::EventLog;
 use crate::exits::{Devices, Next, VcpuCtx};
 use crate::health::{Health, HealthStop};
+use crate::link::Link;
 use crate::placement::{
     die_with_parent, lock_all_memory, place_current_thread, restrict_current_thread,
 };
+use crate::ports::PartitionPorts;
 use crate::uart_link::Com2;
 use crate::virtio::{self, VirtioDevices};
 use crate::windows::{Schedule, WindowGate, WindowStats};
@@ -111,9 +115,55 @@ pub enum PartitionError {
     /// A device could not be created.
     #[error("device {0}: {1}")]
     Device(usize, String),
+    /// The ports, doorbells or the APEX service could not be set up.
+    #[error("cannot set up the partition's ports")]
+    Ports(#[from] crate::ports::PortsError),
+    /// The APEX service's socket could not be bound.
+    #[error("cannot start the APEX service (vsock port {APEX_VSOCK_PORT}) at {0}")]
+    Apex(std::path::PathBuf, #[source] std::io::Error),
+    /// The run directory is needed and missing.
+    #[error("ports and doorbells need the run directory of `bulkhead run`")]
+    RunDir(#[source] crate::link::LinkError),
     /// COM2 and its uart link could not be set up.
     #[error("cannot set up COM2")]
     UartLink(#[from] crate::uart_link::UartLinkError),
+}
+
+/// Opens the partition's ports and doorbells, and starts its APEX service when it has a vsock
+/// device for a Linux guest to reach them with.
+fn open_ports(
+    plan: &PartitionPlan,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<Option<Arc<PartitionPorts>>, PartitionError> {
+    if plan.ports.is_empty() && plan.doorbells.is_empty() {
+        return Ok(None);
+    }
+    let run_dir = Link::run_dir().map_err(PartitionError::RunDir)?;
+    let Some(ports) = PartitionPorts::open(plan, &run_dir)?.map(Arc::new) else {
+        return Ok(None);
+    };
+    let names: Vec<&str> = plan
+        .ports
+        .iter()
+        .map(|p| p.name.as_str())
+        .chain(plan.doorbells.iter().map(|d| d.name.as_str()))
+        .collect();
+    if plan
+        .devices
+        .iter()
+        .any(|d| matches!(d.kind, DeviceKind::Vsock(_)))
+    {
+        let path = run_dir.join(apex::socket_name(&plan.name));
+        apex::spawn(&plan.name, &path, Arc::clone(&ports))
+            .map_err(|e| PartitionError::Apex(path.clone(), e))?;
+        log(&format!(
+            "ports {}: ABI 0.3 calls, and vsock port {APEX_VSOCK_PORT} (APEX service)",
+            names.join(", ")
+        ));
+    } else {
+        log(&format!("ports {}: ABI 0.3 calls", names.join(", ")));
+    }
+    Ok(Some(ports))
 }
 
 /// Runs `plan`'s guest until it stops. Monitor messages go to `log` (standard error).
@@ -159,6 +209,7 @@ pub fn run_partition(
         virtio_mmio: virtio::acpi_entries(plan),
         pvpanic_port: Some(PVPANIC_PORT),
     };
+    let ports = open_ports(plan, log)?;
     let virtio = VirtioDevices::build(plan, &vm, &console)?;
     for line in virtio.describe() {
         log(&line);
@@ -222,6 +273,7 @@ pub fn run_partition(
             plan.health.clone(),
             EventLog::from_env(),
         )),
+        ports: ports.clone(),
     });
 
     devices.virtio.spawn_device_thread(&plan.name)?;
@@ -229,6 +281,16 @@ pub fn run_partition(
         com2.spawn_thread(&plan.name)?;
     }
     let vm = Arc::new(vm);
+    if let Some(ports) = &ports {
+        let vm = Arc::clone(&vm);
+        // An attached doorbell vector goes to vCPU 0 (APIC ID 0).
+        ports.start(
+            &plan.name,
+            Box::new(move |vector| {
+                let _ = vm.signal_msi(0, vector);
+            }),
+        )?;
+    }
     let (stop_tx, stop_rx) = mpsc::channel::<Result<StopReason, PartitionError>>();
     let watchdog_stop = stop_tx.clone();
     devices
@@ -299,6 +361,9 @@ pub fn run_partition(
                 }
                 if let Some(com2) = &com2 {
                     log(&format!("counters: {}", com2.metrics_summary()));
+                }
+                for line in ports.iter().flat_map(|p| p.metrics_summary()) {
+                    log(&format!("counters: {line}"));
                 }
                 for report in window_stats
                     .lock()

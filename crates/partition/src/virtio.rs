@@ -409,7 +409,15 @@ fn create_device(
             Box::new(Net::new(net.mac, backend))
         }
         DeviceKind::Vsock(v) => {
-            let ports: Vec<_> = v.ports.iter().map(|p| (p.port, p.socket.clone())).collect();
+            let mut ports: Vec<_> = v.ports.iter().map(|p| (p.port, p.socket.clone())).collect();
+            if !partition.ports.is_empty() || !partition.doorbells.is_empty() {
+                // The APEX service (apex.rs): where the guest reaches its ports.
+                let run_dir = Link::run_dir().map_err(|e| failed(&e))?;
+                ports.push((
+                    bulkhead_config::rules::APEX_VSOCK_PORT,
+                    run_dir.join(crate::apex::socket_name(&partition.name)),
+                ));
+            }
             Box::new(Vsock::new(u64::from(v.cid), &ports).map_err(|e| failed(&e))?)
         }
     })

@@ -14,7 +14,7 @@
 /// ABI major version. Incompatible changes bump it.
 pub const ABI_MAJOR: u16 = 0;
 /// ABI minor version. Compatible additions bump it.
-pub const ABI_MINOR: u16 = 2;
+pub const ABI_MINOR: u16 = 3;
 /// The version as reported by [`Call::AbiVersion`]: `major << 16 | minor`.
 pub const ABI_VERSION: u32 = ((ABI_MAJOR as u32) << 16) | ABI_MINOR as u32;
 
@@ -97,7 +97,89 @@ pub enum Call {
     /// Reports a guest panic with code `args[0]` to the health monitor (ABI 0.2). Returns only
     /// when the declared action lets the partition go on (`ignore`, `log`).
     ReportPanic = 8,
+    /// Opens the port or doorbell named by the `args[1]` bytes at `args[0]` (ABI 0.3): one
+    /// the system description gives this partition (`[[partition.port]]`, `[[doorbell]]`).
+    /// `values[0]` = its handle (the same for every open of that name), `values[1]` = its
+    /// [`PortKind`], `values[2]` = the largest message in bytes (ports; 0 for doorbells),
+    /// `values[3]` = the refresh period in ns (sampling destinations), the depth in messages
+    /// (queuing ports), else 0. [`Error::InvalidConfig`] when the partition has no port or
+    /// doorbell of that name; [`Error::TooBig`] for a name longer than [`PORT_NAME_MAX`].
+    PortOpen = 9,
+    /// Writes the message of `args[2]` bytes (1..=the port's largest) at `args[1]` to sampling
+    /// source `args[0]`, replacing the previous one (ABI 0.3).
+    SamplingWrite = 10,
+    /// Reads the latest message of sampling destination `args[0]` into the buffer of
+    /// `args[2]` bytes (at least the port's largest message) at `args[1]` (ABI 0.3).
+    /// `values[0]` = its length, `values[1]` = validity (1 when its age is within the port's
+    /// refresh period, else 0), `values[2]` = its age in ns. [`Error::NotAvailable`] when
+    /// nothing was ever written.
+    SamplingRead = 11,
+    /// Queues the message of `args[2]` bytes (1..=the port's largest) at `args[1]` on queuing
+    /// source `args[0]`, waiting up to `args[3]` ns (0..=[`MAX_TIMEOUT_NS`]) for room (ABI
+    /// 0.3). [`Error::NotAvailable`]: the queue is full and `args[3]` is 0 (overflow);
+    /// [`Error::TimedOut`]: still full after the timeout.
+    QueuingSend = 12,
+    /// Takes the oldest message of queuing destination `args[0]` into the buffer of `args[2]`
+    /// bytes (at least the port's largest message) at `args[1]`, waiting up to `args[3]` ns
+    /// (0..=[`MAX_TIMEOUT_NS`]) for one (ABI 0.3). `values[0]` = its length.
+    /// [`Error::NotAvailable`]: empty and `args[3]` is 0; [`Error::TimedOut`]: still empty.
+    QueuingReceive = 13,
+    /// The state of port or doorbell `args[0]` (ABI 0.3). Queuing: `values[0]` = messages
+    /// waiting, `values[1]` = depth. Sampling: `values[0]` = 1 once a message was written,
+    /// `values[1]` = validity, `values[2]` = age in ns. Incoming doorbell: `values[0]` =
+    /// rings not yet taken by [`Call::DoorbellWait`].
+    PortStatus = 14,
+    /// Rings outgoing doorbell `args[0]` (ABI 0.3): the receiving partition's pending count
+    /// grows by one and, if it attached a vector, it gets an interrupt.
+    DoorbellRing = 15,
+    /// Waits up to `args[1]` ns (0..=[`MAX_TIMEOUT_NS`]) for incoming doorbell `args[0]` to
+    /// have been rung, and takes every pending ring (ABI 0.3). `values[0]` = rings taken.
+    /// [`Error::NotAvailable`]: none and `args[1]` is 0; [`Error::TimedOut`]: none in time.
+    DoorbellWait = 16,
+    /// Attaches interrupt vector `args[1]` (32..=255; 0 detaches) to incoming doorbell
+    /// `args[0]` (ABI 0.3): every later ring raises it on vCPU 0's local APIC (fixed
+    /// delivery, edge), besides counting.
+    DoorbellAttach = 17,
 }
+
+/// What a handle returned by [`Call::PortOpen`] is (`values[1]`).
+#[repr(u64)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortKind {
+    SamplingSource = 0,
+    SamplingDestination = 1,
+    QueuingSource = 2,
+    QueuingDestination = 3,
+    /// A doorbell this partition rings.
+    DoorbellOut = 4,
+    /// A doorbell rung for this partition.
+    DoorbellIn = 5,
+}
+
+impl PortKind {
+    /// Decodes `values[1]` of [`Call::PortOpen`].
+    pub fn from_u64(kind: u64) -> Option<PortKind> {
+        Some(match kind {
+            0 => PortKind::SamplingSource,
+            1 => PortKind::SamplingDestination,
+            2 => PortKind::QueuingSource,
+            3 => PortKind::QueuingDestination,
+            4 => PortKind::DoorbellOut,
+            5 => PortKind::DoorbellIn,
+            _ => return None,
+        })
+    }
+}
+
+/// Longest port or doorbell name (bytes) [`Call::PortOpen`] accepts.
+pub const PORT_NAME_MAX: u64 = 32;
+/// Largest message of any port, in bytes (a port's own limit is at most this).
+pub const MAX_MESSAGE_BYTES: u64 = 8192;
+/// Longest wait of one port or doorbell call (10 s); a guest that wants to wait longer calls
+/// again.
+pub const MAX_TIMEOUT_NS: u64 = 10_000_000_000;
+/// Lowest vector [`Call::DoorbellAttach`] accepts (below are the x86 exceptions).
+pub const MIN_DOORBELL_VECTOR: u64 = 32;
 
 impl Call {
     /// Decodes a call number; `None` for numbers this ABI version does not define.
@@ -112,6 +194,15 @@ impl Call {
             6 => Call::WatchdogKick,
             7 => Call::ReportDeadlineMiss,
             8 => Call::ReportPanic,
+            9 => Call::PortOpen,
+            10 => Call::SamplingWrite,
+            11 => Call::SamplingRead,
+            12 => Call::QueuingSend,
+            13 => Call::QueuingReceive,
+            14 => Call::PortStatus,
+            15 => Call::DoorbellRing,
+            16 => Call::DoorbellWait,
+            17 => Call::DoorbellAttach,
             _ => return None,
         })
     }
@@ -129,6 +220,14 @@ pub enum Error {
     TooBig = -3,
     /// An argument is out of range.
     Invalid = -4,
+    /// No port or doorbell of that name or handle, or not of the kind the call needs (ABI
+    /// 0.3; ARINC 653 `INVALID_CONFIG`).
+    InvalidConfig = -5,
+    /// Nothing to take, or no room, and the call was not to wait (ABI 0.3; ARINC 653
+    /// `NOT_AVAILABLE`).
+    NotAvailable = -6,
+    /// The wait ended with nothing to take, or no room (ABI 0.3; ARINC 653 `TIMED_OUT`).
+    TimedOut = -7,
 }
 
 impl Error {
@@ -139,6 +238,9 @@ impl Error {
             -2 => Error::Fault,
             -3 => Error::TooBig,
             -4 => Error::Invalid,
+            -5 => Error::InvalidConfig,
+            -6 => Error::NotAvailable,
+            -7 => Error::TimedOut,
             _ => return None,
         })
     }
@@ -156,10 +258,10 @@ mod tests {
 
     #[test]
     fn call_numbers_round_trip() {
-        for nr in 0..9 {
+        for nr in 0..18 {
             assert_eq!(Call::from_nr(nr).map(|c| c as u64), Some(nr));
         }
-        assert_eq!(Call::from_nr(9), None);
+        assert_eq!(Call::from_nr(18), None);
     }
 
     #[test]
@@ -169,10 +271,21 @@ mod tests {
             Error::Fault,
             Error::TooBig,
             Error::Invalid,
+            Error::InvalidConfig,
+            Error::NotAvailable,
+            Error::TimedOut,
         ] {
             assert_eq!(Error::from_status(e as i64), Some(e));
         }
         assert_eq!(Error::from_status(STATUS_UNANSWERED), None);
+    }
+
+    #[test]
+    fn port_kinds_round_trip() {
+        for kind in 0..6 {
+            assert_eq!(PortKind::from_u64(kind).map(|k| k as u64), Some(kind));
+        }
+        assert_eq!(PortKind::from_u64(6), None);
     }
 
     #[test]

@@ -12,6 +12,10 @@ use crate::x86_64::loader::BootSetup;
 use crate::GuestMemory;
 
 /// Errors creating or wiring a VM.
+/// The x86 MSI address window: writes to 0xFEEx_xxxx are interrupt messages (Intel SDM
+/// vol. 3A §11.11.1).
+const MSI_ADDRESS_BASE: u32 = 0xFEE0_0000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
     /// `/dev/kvm` could not be opened.
@@ -35,6 +39,9 @@ pub enum VmError {
     /// KVM_IRQFD failed.
     #[error("cannot register an irqfd for GSI {0}")]
     RegisterIrqfd(u32, #[source] kvm_ioctls::Error),
+    /// KVM_SIGNAL_MSI failed.
+    #[error("cannot raise an interrupt")]
+    SignalMsi(#[source] kvm_ioctls::Error),
     /// KVM_IOEVENTFD failed.
     #[error("cannot register an ioeventfd at MMIO address {0:#x}")]
     RegisterIoevent(u64, #[source] kvm_ioctls::Error),
@@ -119,6 +126,24 @@ impl Vm {
         self.fd
             .register_irqfd(evt, gsi)
             .map_err(|e| VmError::RegisterIrqfd(gsi, e))
+    }
+
+    /// Raises `vector` on the local APIC whose ID is `apic_id` (an MSI: fixed delivery, edge,
+    /// physical destination), from any thread. `Ok(false)` when the guest blocked it (e.g. the
+    /// APIC is software-disabled).
+    pub fn signal_msi(&self, apic_id: u8, vector: u8) -> Result<bool, VmError> {
+        let msi = kvm_bindings::kvm_msi {
+            // Intel SDM vol. 3A §11.11.1: 0xFEE in bits 31:20, destination ID in 19:12.
+            address_lo: MSI_ADDRESS_BASE | (u32::from(apic_id) << 12),
+            address_hi: 0,
+            // §11.11.2: vector in bits 7:0; fixed delivery mode, edge trigger (all zero).
+            data: u32::from(vector),
+            ..Default::default()
+        };
+        self.fd
+            .signal_msi(msi)
+            .map(|delivered| delivered > 0)
+            .map_err(VmError::SignalMsi)
     }
 
     /// A 32-bit guest write of `value` to MMIO address `addr` signals `evt` inside KVM, without

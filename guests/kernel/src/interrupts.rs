@@ -4,18 +4,27 @@
 //!   partition off: this guest has no exception it expects.
 //! * [`TIMER_VECTOR`] is the hot path: a dozen instructions that store the TSC at wake-up in
 //!   [`WAKE_TSC`], signal EOI and return. It runs emulated on software KVM, so it stays tiny.
+//! * [`DOORBELL_VECTOR`] (0x50) is the vector the task attaches to its incoming doorbells (ABI
+//!   0.3 `DoorbellAttach`: the monitor raises it on vCPU 0's local APIC, fixed delivery, edge,
+//!   at every ring). Its handler is as tiny as the timer's: it counts the interrupt in
+//!   [`DOORBELL_INTERRUPTS`], signals EOI and returns; the task notices the count grow and
+//!   takes the rings itself (`DoorbellWait`) in ring 3. It never touches [`WAKE_TSC`], so a
+//!   ring that wakes the wait system call's `hlt` before the timer fires finds `WAKE_TSC` still
+//!   0 there and the wait halts again (`syscall`): the periodic task still wakes at its
+//!   deadline, late only by the few instructions of this handler when both coincide.
 //! * [`SPURIOUS_VECTOR`] returns without EOI (SDM vol. 3A §11.9).
 //! * #UD (6) is also the task's system-call gate, and #GP (13) performs the task's port I/O
 //!   where the hypervisor ignores IOPL (`syscall`).
 //! * Any other vector is counted in [`UNEXPECTED_INTERRUPTS`] and acknowledged.
 //!
 //! Handlers run in ring 0 on the kernel stack (through TSS.RSP0 when they interrupt the task
-//! in ring 3). The timer handler may nest inside the wait system call's `sti; hlt`, nothing
-//! else nests.
+//! in ring 3). The timer and doorbell handlers may nest inside the wait system call's
+//! `sti; hlt`, nothing else nests (every gate is an interrupt gate: IF is clear in a handler).
 
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use bulkhead_guest_sdk::abi;
 use bulkhead_guest_sdk::arch::x86::descriptor::interrupt_gate;
 use bulkhead_guest_sdk::line::Line;
 
@@ -24,6 +33,10 @@ use crate::syscall::{kernel_isr_gp, kernel_isr_ud};
 
 /// Vector of the LAPIC timer.
 pub const TIMER_VECTOR: u8 = 0x40;
+/// Vector for incoming doorbells (ABI 0.3 `DoorbellAttach`), in a higher priority class than
+/// the timer's (SDM vol. 3A §11.8.3.1); at least `abi::MIN_DOORBELL_VECTOR`.
+pub const DOORBELL_VECTOR: u8 = 0x50;
+const _: () = assert!(DOORBELL_VECTOR as u64 >= abi::MIN_DOORBELL_VECTOR);
 /// Invalid opcode: also the task's system-call gate (`syscall`).
 const UD_VECTOR: u8 = 6;
 /// General protection: also the task's port I/O on software KVM (`syscall`).
@@ -35,6 +48,8 @@ pub const SPURIOUS_VECTOR: u8 = 0xff;
 pub static WAKE_TSC: AtomicU64 = AtomicU64::new(0);
 /// Whether the handlers signal EOI through the x2APIC MSR (else the xAPIC page).
 pub static EOI_X2APIC: AtomicBool = AtomicBool::new(false);
+/// Interrupts on [`DOORBELL_VECTOR`] since boot.
+pub static DOORBELL_INTERRUPTS: AtomicU64 = AtomicU64::new(0);
 /// Interrupts on vectors nobody programmed.
 pub static UNEXPECTED_INTERRUPTS: AtomicU64 = AtomicU64::new(0);
 
@@ -105,6 +120,18 @@ global_asm!(
     "    popq %rcx",
     "    popq %rax",
     "    iretq",
+    // Doorbell: count, EOI. Leaves WAKE_TSC alone (see the module docs).
+    ".globl kernel_isr_doorbell",
+    "kernel_isr_doorbell:",
+    "    pushq %rax",
+    "    pushq %rcx",
+    "    pushq %rdx",
+    "    incq {doorbells}(%rip)",
+    "    kernel_eoi",
+    "    popq %rdx",
+    "    popq %rcx",
+    "    popq %rax",
+    "    iretq",
     ".globl kernel_isr_spurious",
     "kernel_isr_spurious:",
     "    iretq",
@@ -112,6 +139,7 @@ global_asm!(
     x2apic = sym EOI_X2APIC,
     unexpected = sym UNEXPECTED_INTERRUPTS,
     wake = sym WAKE_TSC,
+    doorbells = sym DOORBELL_INTERRUPTS,
     fault = sym fault,
     options(att_syntax),
 );
@@ -119,6 +147,7 @@ global_asm!(
 extern "C" {
     fn kernel_isr_table();
     fn kernel_isr_timer();
+    fn kernel_isr_doorbell();
     fn kernel_isr_spurious();
 }
 
@@ -145,6 +174,7 @@ pub fn install() {
     for vector in 0..=255u8 {
         let handler = match vector {
             TIMER_VECTOR => kernel_isr_timer as *const () as u64,
+            DOORBELL_VECTOR => kernel_isr_doorbell as *const () as u64,
             SPURIOUS_VECTOR => kernel_isr_spurious as *const () as u64,
             UD_VECTOR => kernel_isr_ud as *const () as u64,
             GP_VECTOR => kernel_isr_gp as *const () as u64,

@@ -13,9 +13,10 @@
 //!
 //! An image declares itself with [`image!`]: its name (the prefix of the kernel's own
 //! messages) and its task. The task then uses [`console`], [`start_info`], [`syscall`],
-//! [`tsc_khz`], [`print_banner`] and [`shutdown`]. Under a bulkhead monitor the kernel uses
-//! the paravirtualization ABI (console, identity, clock, power-off); without one (QEMU) it
-//! falls back to COM1, the PIT and ACPI/i8042 ([`pc`]).
+//! [`tsc_khz`], [`print_banner`] and [`shutdown`]; an image that attaches
+//! [`DOORBELL_VECTOR`] to an incoming doorbell watches [`doorbell_interrupts`]. Under a
+//! bulkhead monitor the kernel uses the paravirtualization ABI (console, identity, clock,
+//! power-off); without one (QEMU) it falls back to COM1, the PIT and ACPI/i8042 ([`pc`]).
 //!
 //! The plain code the kernel uses (formatting, TSC arithmetic, descriptor encodings) lives in
 //! `bulkhead-guest-sdk`, where it is unit-tested on the host; this crate is never linked into
@@ -33,6 +34,8 @@ mod pc;
 pub mod start_info;
 pub mod syscall;
 mod timer;
+
+pub use interrupts::DOORBELL_VECTOR;
 
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -144,6 +147,12 @@ pub fn image_end() -> u64 {
     core::ptr::addr_of!(__image_end) as u64
 }
 
+/// Interrupts on [`DOORBELL_VECTOR`] since boot: attach it to an incoming doorbell
+/// (`bulkhead_guest_sdk::doorbell_attach`) and watch this count grow.
+pub fn doorbell_interrupts() -> u64 {
+    interrupts::DOORBELL_INTERRUPTS.load(Ordering::Relaxed)
+}
+
 /// Interrupts that arrived on vectors nobody programmed.
 pub fn unexpected_interrupts() -> u64 {
     interrupts::UNEXPECTED_INTERRUPTS.load(Ordering::Relaxed)
@@ -216,6 +225,7 @@ fn write_call_error(line: &mut Line, e: CallError) {
         CallError::NoMonitor => line.str(b"no monitor"),
         CallError::Refused(e) => line.str(b"status ").i64(e as i64),
         CallError::UnknownStatus(s) => line.str(b"status ").i64(s),
+        CallError::BadAnswer => line.str(b"bad answer"),
     };
 }
 

@@ -60,6 +60,7 @@ global_asm!(
     "    movq $-1, %rax",
     "    iretq",
     // Wait: clear the wake-up TSC, arm the deadline, halt until the timer handler sets it.
+    // Any other interrupt (a doorbell) also ends the hlt but leaves the TSC at 0: halt again.
     "1:",
     "    movq $0, {wake}(%rip)",
     "    movl ${deadline_msr}, %ecx",

@@ -11,7 +11,11 @@
 //! * to exercise the health monitor: `stall_after_s` (stop kicking the watchdog after that
 //!   many seconds; default 0 = never), `panic_after_s` (report a panic after that many
 //!   seconds; default 0 = never) and `miss_after_s` (report one missed deadline each second
-//!   from then on; default 0 = never).
+//!   from then on; default 0 = never);
+//! * `ports` (0, 1 or `peer`, default 0): besides the periodic task, talk to the ports and
+//!   doorbells of ABI 0.3: `1` as the control side (`crate::ports`), with `ports_stop_s`
+//!   (default 0 = never): stop writing telemetry after that many seconds; `peer` as the other
+//!   side, which runs a fixed script against the control side (`crate::peer`).
 //!
 //! Unknown keys and words without `=` are ignored (a monitor or a boot loader may add its
 //! own); a known key with a bad value is ignored (the option keeps its default, or the value
@@ -31,6 +35,17 @@ pub const MAX_FIRST_REPORT_MS: u64 = 3_600_000;
 pub const DEFAULT_GAP_US: u64 = 200;
 /// Longest accepted `gap_us`.
 pub const MAX_GAP_US: u64 = 1_000_000;
+
+/// Which side of the ports and doorbells of ABI 0.3 the task plays, if any (`ports=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortsMode {
+    /// `ports=0`: none; the task only measures.
+    Off,
+    /// `ports=1`: the control side (`crate::ports`): writes telemetry, answers commands.
+    Control,
+    /// `ports=peer`: the other ends, driven by a script (`crate::peer`).
+    Peer,
+}
 
 /// What the command line asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +68,10 @@ pub struct Options {
     pub panic_after_s: u64,
     /// Seconds after which one deadline miss is reported each second; 0: never.
     pub miss_after_s: u64,
+    /// Exercise the ports and doorbells beside the periodic task, and as which side.
+    pub ports: PortsMode,
+    /// Seconds after which the ports mode stops writing telemetry; 0: never.
+    pub ports_stop_s: u64,
 }
 
 impl Default for Options {
@@ -67,6 +86,8 @@ impl Default for Options {
             stall_after_s: 0,
             panic_after_s: 0,
             miss_after_s: 0,
+            ports: PortsMode::Off,
+            ports_stop_s: 0,
         }
     }
 }
@@ -96,7 +117,9 @@ pub fn parse(cmdline: &[u8]) -> Parsed<'_> {
             b"stall_after_s" => set_decimal(&mut o.stall_after_s, value, 0, u64::MAX),
             b"panic_after_s" => set_decimal(&mut o.panic_after_s, value, 0, u64::MAX),
             b"miss_after_s" => set_decimal(&mut o.miss_after_s, value, 0, u64::MAX),
+            b"ports_stop_s" => set_decimal(&mut o.ports_stop_s, value, 0, u64::MAX),
             b"selftest" => set_flag(&mut o.selftest, value),
+            b"ports" => set_ports(&mut o.ports, value),
             b"probe" if value == b"windows" => {
                 o.probe_windows = true;
                 true
@@ -124,6 +147,18 @@ fn set_flag(field: &mut bool, value: &[u8]) -> bool {
     ok
 }
 
+/// Stores the mode `ports=` names into `field`: `0`, `1` or `peer`.
+fn set_ports(field: &mut PortsMode, value: &[u8]) -> bool {
+    let mode = match value {
+        b"0" => PortsMode::Off,
+        b"1" => PortsMode::Control,
+        b"peer" => PortsMode::Peer,
+        _ => return false,
+    };
+    *field = mode;
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +174,71 @@ mod tests {
                 parsed.options.miss_after_s
             ),
             (2, 3, 4)
+        );
+    }
+
+    #[test]
+    fn ports_mode_and_its_stop_are_read() {
+        let parsed = parse(b"period_us=500 ports=1 ports_stop_s=5");
+
+        assert_eq!(
+            (
+                parsed.options.ports,
+                parsed.options.ports_stop_s,
+                parsed.rejected
+            ),
+            (PortsMode::Control, 5, None)
+        );
+    }
+
+    #[test]
+    fn ports_mode_is_off_and_never_stops_by_default() {
+        let o = Options::default();
+
+        assert_eq!((o.ports, o.ports_stop_s), (PortsMode::Off, 0));
+    }
+
+    #[test]
+    fn peer_side_of_the_ports_is_read() {
+        let parsed = parse(b"ports=peer duration_s=0");
+
+        assert_eq!(
+            (parsed.options.ports, parsed.rejected),
+            (PortsMode::Peer, None)
+        );
+    }
+
+    #[test]
+    fn ports_zero_turns_an_earlier_ports_mode_off() {
+        let parsed = parse(b"ports=peer ports=0");
+
+        assert_eq!(
+            (parsed.options.ports, parsed.rejected),
+            (PortsMode::Off, None)
+        );
+    }
+
+    #[test]
+    fn ports_mode_name_is_matched_exactly() {
+        let parsed = parse(b"ports=1 ports=Peer ports=peers");
+
+        assert_eq!(
+            (parsed.options.ports, parsed.rejected),
+            (PortsMode::Control, Some(&b"ports=Peer"[..]))
+        );
+    }
+
+    #[test]
+    fn ports_mode_other_than_zero_one_or_peer_is_rejected() {
+        let parsed = parse(b"ports=yes ports_stop_s=-1");
+
+        assert_eq!(
+            (
+                parsed.options.ports,
+                parsed.options.ports_stop_s,
+                parsed.rejected
+            ),
+            (PortsMode::Off, 0, Some(&b"ports=yes"[..]))
         );
     }
 

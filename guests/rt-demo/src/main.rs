@@ -13,13 +13,16 @@
 //! rt-demo: done
 //! ```
 //!
-//! With `probe=windows` it runs the window probe ([`window_probe`]) instead. Command line,
-//! statistics and formatting live in the `rt_demo` library, unit-tested on the host. See
-//! `guests/README.md` for building and running.
+//! With `ports=1` it also exercises the ports and doorbells of ABI 0.3 beside the periodic
+//! task ([`ports_mode`]); with `ports=peer` it is the other end of them ([`peer_mode`]). With `probe=windows` it runs the window probe ([`window_probe`])
+//! instead. Command line, statistics and formatting live in the `rt_demo` library, unit-tested
+//! on the host. See `guests/README.md` for building and running.
 #![no_std]
 #![no_main]
 
+mod peer_mode;
 mod periodic;
+mod ports_mode;
 mod window_probe;
 
 use bulkhead_guest_kernel::{self as kernel, console, start_info};
@@ -28,7 +31,7 @@ use bulkhead_guest_sdk::abi::{self, Call};
 use bulkhead_guest_sdk::arch::x86::lapic::Mode;
 use bulkhead_guest_sdk::arch::x86::tsc::TscScale;
 use bulkhead_guest_sdk::line::Line;
-use rt_demo::cmdline;
+use rt_demo::cmdline::{self, PortsMode};
 
 bulkhead_guest_kernel::image!(name: b"rt-demo", task: task_main);
 
@@ -99,8 +102,23 @@ extern "C" fn task_main(start_info_addr: u64) -> ! {
             .u64(options.duration_s);
         console::println(&mut line);
 
+        // The ports first: their opening may wait 50 ms, and the first watchdog kick (in
+        // `Health::from_options`) arms the watchdog.
+        let mut control;
+        let mut peer;
+        let ports: Option<&mut dyn periodic::PortWork> = match options.ports {
+            PortsMode::Off => None,
+            PortsMode::Control => {
+                control = ports_mode::Ports::open(options.period_us, options.ports_stop_s);
+                Some(&mut control)
+            }
+            PortsMode::Peer => {
+                peer = peer_mode::Peer::open(options.period_us);
+                Some(&mut peer)
+            }
+        };
         let health = periodic::Health::from_options(&options, kernel::monitor());
-        periodic::run(&scale, &options, &health);
+        periodic::run(&scale, &options, &health, ports);
     }
 
     let unexpected = kernel::unexpected_interrupts();

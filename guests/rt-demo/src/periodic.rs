@@ -19,6 +19,10 @@
 //! (`syscall::wait_until`), which arms the deadline and halts (`sti; hlt`) until the
 //! interrupt. So per period the ring-0 (emulated on software KVM) work is a dozen
 //! instructions of system call and a dozen of interrupt handler.
+//!
+//! With `ports=1` the ports mode (`ports_mode`), with `ports=peer` its peer (`peer_mode`), does
+//! its work right after a wake-up has been recorded, every 100 ms ([`PortWork`]): outside the
+//! measured wake-up, before the next deadline.
 
 use bulkhead_guest_kernel::console::{self, Deferred};
 use bulkhead_guest_kernel::syscall;
@@ -27,6 +31,13 @@ use bulkhead_guest_sdk::arch::x86::{self, tsc::TscScale};
 use bulkhead_guest_sdk::line::Line;
 use rt_demo::cmdline::Options;
 use rt_demo::stats::{self, Window};
+
+/// Work done in the loop right after each wake-up has been recorded: the ports modes.
+pub trait PortWork {
+    /// One period of the task has passed, `elapsed_us` after its start. `output` holds the
+    /// task's pending report; write it out before printing anything.
+    fn period(&mut self, elapsed_us: u64, output: &mut Deferred);
+}
 
 /// What the loop does for the health monitor (`docs/pv-abi.md`: watchdog, reports).
 #[derive(Debug, Clone, Copy)]
@@ -68,8 +79,14 @@ impl Health {
 }
 
 /// Runs the task with period `period_us` until `duration_s` reports have been printed (0:
-/// forever), then prints the run's `rt-total`. Needs the kernel's TSC-deadline timer.
-pub fn run(scale: &TscScale, options: &Options, health: &Health) {
+/// forever), then prints the run's `rt-total`. Needs the kernel's TSC-deadline timer. With
+/// `ports`, does the ports mode's work after each wake-up has been recorded.
+pub fn run(
+    scale: &TscScale,
+    options: &Options,
+    health: &Health,
+    mut ports: Option<&mut dyn PortWork>,
+) {
     let (period_us, duration_s) = (options.period_us, options.duration_s);
     let period = scale.ns_to_ticks(period_us * 1000).max(1);
     let second = scale.ns_to_ticks(1_000_000_000);
@@ -93,6 +110,12 @@ pub fn run(scale: &TscScale, options: &Options, health: &Health) {
         let lateness = scale.ticks_to_ns(woke.saturating_sub(deadline));
         window.record(lateness);
         total.record(lateness);
+        if let Some(ports) = ports.as_deref_mut() {
+            ports.period(
+                scale.ticks_to_ns(woke.saturating_sub(start)) / 1000,
+                &mut output,
+            );
+        }
 
         if woke >= next_report {
             let mut line = Line::new();

@@ -1,4 +1,6 @@
-//! Typed wrappers, one per call of ABI v0 (`docs/pv-abi.md`, "Calls").
+//! Typed wrappers, one per call of ABI 0.1 and 0.2 (`docs/pv-abi.md`, "Calls"), and the
+//! decoding of every call's answer ([`decode`], [`CallError`]). The port and doorbell calls of
+//! ABI 0.3 are in [`crate::ports`].
 
 use bulkhead_pvabi::{self as abi, Call, Error};
 
@@ -13,9 +15,35 @@ pub enum CallError {
     Refused(Error),
     /// The monitor answered with a status this ABI version does not define.
     UnknownStatus(i64),
+    /// The monitor answered success with results the call's contract rules out (a port kind
+    /// this ABI version does not define, a message longer than the buffer offered).
+    BadAnswer,
 }
 
-fn call(nr: Call, args: [u64; abi::CALL_ARGS]) -> Result<[u64; abi::CALL_VALUES], CallError> {
+impl CallError {
+    /// How console lines spell the error: `no-monitor`; `unknown-call`, `fault`, `too-big`,
+    /// `invalid`, `invalid-config`, `not-available`, `timed-out` (the [`Error`] codes);
+    /// `unknown-status`; `bad-answer`.
+    pub const fn name(self) -> &'static [u8] {
+        match self {
+            CallError::NoMonitor => b"no-monitor",
+            CallError::Refused(Error::UnknownCall) => b"unknown-call",
+            CallError::Refused(Error::Fault) => b"fault",
+            CallError::Refused(Error::TooBig) => b"too-big",
+            CallError::Refused(Error::Invalid) => b"invalid",
+            CallError::Refused(Error::InvalidConfig) => b"invalid-config",
+            CallError::Refused(Error::NotAvailable) => b"not-available",
+            CallError::Refused(Error::TimedOut) => b"timed-out",
+            CallError::UnknownStatus(_) => b"unknown-status",
+            CallError::BadAnswer => b"bad-answer",
+        }
+    }
+}
+
+pub(crate) fn call(
+    nr: Call,
+    args: [u64; abi::CALL_ARGS],
+) -> Result<[u64; abi::CALL_VALUES], CallError> {
     let (status, values) = raw_call(nr as u64, args);
     decode(status, values)
 }
@@ -35,11 +63,11 @@ pub fn decode(
     }
 }
 
-fn args1(a0: u64) -> [u64; abi::CALL_ARGS] {
+pub(crate) fn args1(a0: u64) -> [u64; abi::CALL_ARGS] {
     [a0, 0, 0, 0, 0, 0]
 }
 
-fn args2(a0: u64, a1: u64) -> [u64; abi::CALL_ARGS] {
+pub(crate) fn args2(a0: u64, a1: u64) -> [u64; abi::CALL_ARGS] {
     [a0, a1, 0, 0, 0, 0]
 }
 
@@ -191,11 +219,54 @@ mod tests {
     }
 
     #[test]
+    fn port_errors_of_abi_0_3_are_decoded() {
+        assert_eq!(
+            [-5, -6, -7].map(|s| decode(s, [0; 4])),
+            [Error::InvalidConfig, Error::NotAvailable, Error::TimedOut]
+                .map(|e| Err(CallError::Refused(e)))
+        );
+    }
+
+    #[test]
+    fn every_error_has_its_own_spelling() {
+        let names = [
+            CallError::NoMonitor,
+            CallError::Refused(Error::UnknownCall),
+            CallError::Refused(Error::Fault),
+            CallError::Refused(Error::TooBig),
+            CallError::Refused(Error::Invalid),
+            CallError::Refused(Error::InvalidConfig),
+            CallError::Refused(Error::NotAvailable),
+            CallError::Refused(Error::TimedOut),
+            CallError::UnknownStatus(-99),
+            CallError::BadAnswer,
+        ]
+        .map(CallError::name);
+
+        assert_eq!(
+            names,
+            [
+                &b"no-monitor"[..],
+                b"unknown-call",
+                b"fault",
+                b"too-big",
+                b"invalid",
+                b"invalid-config",
+                b"not-available",
+                b"timed-out",
+                b"unknown-status",
+                b"bad-answer"
+            ]
+        );
+    }
+
+    #[test]
     fn undefined_statuses_are_reported_as_such() {
         assert_eq!(
-            [decode(-99, [0; 4]), decode(7, [0; 4])],
+            [decode(-99, [0; 4]), decode(-8, [0; 4]), decode(7, [0; 4])],
             [
                 Err(CallError::UnknownStatus(-99)),
+                Err(CallError::UnknownStatus(-8)),
                 Err(CallError::UnknownStatus(7))
             ]
         );

@@ -3,11 +3,16 @@
 //! needs ([`arch::x86`]).
 //!
 //! A call fills a 128-byte [`CallBlock`] and rings the doorbell with the block's address; the
-//! monitor answers in the same block while the vCPU is stopped. The typed wrappers in this
-//! module ([`abi_version`], [`console_write`], [`partition_id`], [`monotonic_time`],
-//! [`wait_next_period`], [`power_off`]) place a fresh block on the caller's stack, so they are
-//! reentrant (an interrupt handler may call them while the interrupted code is in a call) and
-//! need no per-vCPU set-up.
+//! monitor answers in the same block while the vCPU is stopped. The typed wrappers, one per
+//! call — [`abi_version`], [`console_write`], [`partition_id`], [`monotonic_time`],
+//! [`wait_next_period`], [`power_off`]; the health calls of ABI 0.2 ([`watchdog_kick`],
+//! [`report_deadline_miss`], [`report_panic`]); the port and doorbell calls of ABI 0.3
+//! ([`port_open`], [`sampling_write`], [`sampling_read`], [`queuing_send`],
+//! [`queuing_receive`], [`port_status`], [`doorbell_ring`], [`doorbell_wait`],
+//! [`doorbell_attach`]: module `ports`) — place a fresh block on the caller's stack, so they
+//! are reentrant (an interrupt handler may call them while the interrupted code is in a call)
+//! and need no per-vCPU set-up. Each returns its results typed or a [`CallError`], which
+//! [`CallError::name`] spells for console lines.
 //!
 //! Invariant the whole crate relies on: the guest runs identity-mapped (virtual address ==
 //! guest-physical address), as the bulkhead boot contract establishes. Every buffer passed to
@@ -37,12 +42,18 @@ pub mod cmdline;
 pub mod line;
 #[cfg(feature = "mem")]
 mod mem;
+mod ports;
 
 pub use block::{raw_call, CallBlock};
 pub use calls::{
     abi_version, console_write, decode, monotonic_time, partition_id, power_off,
     report_deadline_miss, report_panic, wait_next_period, watchdog_kick, CallError, PartitionInfo,
     Release, Time,
+};
+pub use ports::{
+    doorbell_attach, doorbell_ring, doorbell_wait, port_kind_name, port_open, port_status,
+    queuing_receive, queuing_send, sampling_read, sampling_write, PortInfo, PortStatus,
+    SampledMessage,
 };
 
 /// The ABI contract this SDK was built against, re-exported for guests.

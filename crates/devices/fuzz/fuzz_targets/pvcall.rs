@@ -2,14 +2,20 @@
 //!
 //! Input layout: 4 bytes doorbell value, then up to 64 KiB that become the start of a 64 KiB
 //! guest memory (call blocks, buffers), the rest zero. A second doorbell of the same block
-//! exercises per-vCPU state (the WaitNextPeriod grid). The clock is fake and never sleeps.
+//! exercises per-vCPU state (the WaitNextPeriod grid) and the ports' state (a message sent by
+//! the first ring can be received by the second). The clock is fake and never sleeps; the
+//! ports are `FuzzPorts` (one of each kind, named "s0".."s5"), which assert that the handler
+//! hands them only messages and buffers of the port's size.
 //! Invariants checked: no panic; nothing outside guest memory is touched (vm-memory would
 //! fail); PowerOff only when the call number says so.
 #![no_main]
 
 use std::cell::Cell;
 
-use bulkhead_devices::pvcall::{PvCallHandler, PvIdentity, PvOutcome, PvPlatform, PvVcpuState};
+use bulkhead_devices::pvcall::{
+    PvCallHandler, PvIdentity, PvOutcome, PvPlatform, PvPorts, PvVcpuState,
+};
+use bulkhead_devices_fuzz::FuzzPorts;
 use libfuzzer_sys::fuzz_target;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -17,6 +23,7 @@ const MEM: usize = 64 * 1024;
 
 struct FakePlatform {
     now: Cell<u64>,
+    ports: FuzzPorts,
 }
 
 impl PvPlatform for FakePlatform {
@@ -31,6 +38,9 @@ impl PvPlatform for FakePlatform {
     }
     fn watchdog_kick(&self) -> u64 {
         100
+    }
+    fn ports(&self) -> &dyn PvPorts {
+        &self.ports
     }
 }
 
@@ -48,7 +58,10 @@ fuzz_target!(|data: &[u8]| {
         high_criticality: false,
         tsc_khz: 1_000_000,
     });
-    let platform = FakePlatform { now: Cell::new(1_000) };
+    let platform = FakePlatform {
+        now: Cell::new(1_000),
+        ports: FuzzPorts::default(),
+    };
     let mut state = PvVcpuState::default();
     for _ in 0..2 {
         let block = u64::from(doorbell) << bulkhead_pvabi::CALL_BLOCK_ALIGN_SHIFT;

@@ -5,6 +5,7 @@ use std::time::Duration;
 use bulkhead_pvabi::{self as abi, offset, Call, Error};
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend};
 
+use super::ports::{port_call, NoPorts, PvPorts};
 use super::PvMetrics;
 use crate::RateLimitedLog;
 
@@ -32,6 +33,10 @@ pub trait PvPlatform {
     fn console_write(&self, bytes: &[u8]);
     /// Kicks the partition's watchdog; returns its timeout in ms, 0 when it has none.
     fn watchdog_kick(&self) -> u64;
+    /// The partition's ports and doorbells (none by default).
+    fn ports(&self) -> &dyn PvPorts {
+        &NoPorts
+    }
 }
 
 /// Per-vCPU state of the ABI: the release grid of `WaitNextPeriod`.
@@ -64,7 +69,7 @@ pub struct PvCallHandler {
 }
 
 /// Result of one call before it is written back: status and values.
-type Answer = Result<[u64; abi::CALL_VALUES], Error>;
+pub(super) type Answer = Result<[u64; abi::CALL_VALUES], Error>;
 
 impl PvCallHandler {
     /// A handler for the partition `identity`.
@@ -182,6 +187,15 @@ impl PvCallHandler {
             }
             Call::ReportPanic => Ok([0; abi::CALL_VALUES]),
             Call::PowerOff => unreachable_power_off(),
+            Call::PortOpen
+            | Call::SamplingWrite
+            | Call::SamplingRead
+            | Call::QueuingSend
+            | Call::QueuingReceive
+            | Call::PortStatus
+            | Call::DoorbellRing
+            | Call::DoorbellWait
+            | Call::DoorbellAttach => port_call(mem, nr, args, platform.ports()),
         }
     }
 }
@@ -204,7 +218,7 @@ fn read_block<M: GuestMemoryBackend>(mem: &M, block: GuestAddress) -> Option<(u6
 }
 
 /// Checks that `[gpa, gpa + len)` lies inside guest memory.
-fn checked_range<M: GuestMemoryBackend>(
+pub(super) fn checked_range<M: GuestMemoryBackend>(
     mem: &M,
     gpa: u64,
     len: u64,
@@ -218,7 +232,7 @@ fn checked_range<M: GuestMemoryBackend>(
     }
 }
 
-fn read_guest_buffer<M: GuestMemoryBackend>(
+pub(super) fn read_guest_buffer<M: GuestMemoryBackend>(
     mem: &M,
     gpa: u64,
     len: u64,
