@@ -216,21 +216,9 @@ fn create_channels(plan: &SystemPlan, run_dir: &Path) -> Result<(), String> {
         };
         let path = run_dir.join(channel_file_name(&channel.name));
         create_channel_file(&path, &layout)
-            .map_err(|e| format!("channel {}: {}", channel.name, error_chain(&e)))?;
+            .map_err(|e| format!("channel {}: {:#}", channel.name, anyhow::Error::from(e)))?;
     }
     Ok(())
-}
-
-/// `error` and its sources, joined with ": ".
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 /// Runs the system; returns the process exit code.

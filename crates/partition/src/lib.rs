@@ -25,6 +25,8 @@ mod ports;
 mod run;
 pub mod shield;
 mod tap;
+#[cfg(test)]
+mod testing;
 mod uart_link;
 mod virtio;
 mod windows;

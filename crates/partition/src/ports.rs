@@ -499,21 +499,12 @@ mod tests {
     use bulkhead_ports::{create_channel_file, ChannelKind, Layout};
 
     use super::*;
+    use crate::testing::{plan_in, TempDir};
 
     /// Partitions `a` and `b`: sampling `tele` a→b (refresh 50 ms), queuing `cmd` b→a
     /// (depth 2), doorbell `bell` a→b; channel files made in a fresh run directory.
-    fn system() -> (SystemPlan, PathBuf) {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let unique = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("bulkhead-ports-{}-{unique}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut elf = vec![0u8; 64];
-        elf[..4].copy_from_slice(b"\x7fELF");
-        elf[4] = 2;
-        elf[5] = 1;
-        elf[18] = 62;
-        std::fs::write(dir.join("guest.elf"), elf).unwrap();
+    fn system() -> (SystemPlan, TempDir) {
+        let dir = TempDir::new("ports");
         let partition = |name: &str, cpu: u32, ports: &str| {
             format!(
                 "[[partition]]\nname = \"{name}\"\ncriticality = \"low\"\nvcpus = 1\n\
@@ -541,18 +532,10 @@ mod tests {
                  max_message_bytes = 8\ndepth = 2\n"
             ),
         );
-        let host = bulkhead_config::HostFacts {
-            online_cpus: vec![0, 1],
-            memory_total_mib: 4096,
-            timer_resolution_ns: Some(1),
-        };
-        let plan = bulkhead_config::parse(&dir.join("s.toml"), &text, &host).unwrap();
+        let plan = plan_in(&dir.0, &text);
         for channel in &plan.channels {
-            create_channel_file(
-                &dir.join(channel_file_name(&channel.name)),
-                &layout(channel),
-            )
-            .unwrap();
+            let path = dir.0.join(channel_file_name(&channel.name));
+            create_channel_file(&path, &layout(channel)).unwrap();
         }
         (plan, dir)
     }
@@ -568,12 +551,9 @@ mod tests {
         }
     }
 
-    fn open(plan: &SystemPlan, dir: &Path, index: usize) -> Arc<PartitionPorts> {
-        Arc::new(
-            PartitionPorts::open(&plan.partitions[index], dir)
-                .unwrap()
-                .unwrap(),
-        )
+    fn open(plan: &SystemPlan, dir: &TempDir, index: usize) -> Arc<PartitionPorts> {
+        let ports = PartitionPorts::open(&plan.partitions[index], &dir.0).unwrap();
+        Arc::new(ports.unwrap())
     }
 
     fn handle(ports: &PartitionPorts, name: &str) -> u64 {
@@ -693,7 +673,7 @@ mod tests {
         let stranger = UnixDatagram::unbound().unwrap();
         let (_, recv) = doorbell_socket_names("bell");
 
-        stranger.send_to(&[1], dir.join(recv)).unwrap();
+        stranger.send_to(&[1], dir.0.join(recv)).unwrap();
 
         assert_eq!(
             b.doorbell_wait(2, Duration::from_millis(100)),

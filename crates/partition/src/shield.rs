@@ -241,29 +241,12 @@ mod tests {
 
     /// A system with a high-criticality partition on host CPU 1 and a low one on CPU 0.
     fn plan() -> SystemPlan {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("bulkhead-shield-{}-{unique}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut elf = vec![0u8; 64];
-        elf[..4].copy_from_slice(b"\x7fELF");
-        elf[4] = 2;
-        elf[5] = 1;
-        elf[18] = 62;
-        std::fs::write(dir.join("guest.elf"), elf).unwrap();
+        let dir = crate::testing::TempDir::new("shield");
         let text = "[system]\nname = \"s\"\n\n[[partition]]\nname = \"rt\"\ncriticality = \"high\"\n\
                     vcpus = 1\ncpus = [1]\nmemory_mib = 32\nkernel = \"guest.elf\"\n\n[[partition]]\n\
                     name = \"gp\"\ncriticality = \"low\"\nvcpus = 1\ncpus = [0]\nmemory_mib = 32\n\
                     kernel = \"guest.elf\"\n";
-        let host = bulkhead_config::HostFacts {
-            online_cpus: vec![0, 1],
-            memory_total_mib: 4096,
-            timer_resolution_ns: Some(1),
-        };
-        let plan = bulkhead_config::parse(&dir.join("s.toml"), text, &host).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        plan
+        crate::testing::plan_in(&dir.0, text)
     }
 
     #[test]

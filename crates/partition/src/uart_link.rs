@@ -280,24 +280,7 @@ impl LinkThread {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct TempDir(std::path::PathBuf);
-
-    impl TempDir {
-        fn new(test: &str) -> TempDir {
-            let dir = std::env::temp_dir()
-                .join(format!("bulkhead-uart-test-{}-{test}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testing::TempDir;
 
     fn open(dir: &TempDir, this: &str, peer: &str) -> Link {
         Link::bind(&dir.0, &socket_name(this, peer), &socket_name(peer, this)).unwrap()

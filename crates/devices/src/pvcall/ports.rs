@@ -226,9 +226,7 @@ fn read_message<M: GuestMemoryBackend>(
     len: u64,
     max: u64,
 ) -> Result<Vec<u8>, Error> {
-    if len > max {
-        return Err(Error::TooBig);
-    }
+    // An empty message is `Invalid`; a long one `TooBig`, before its buffer is looked at.
     if len == 0 {
         return Err(Error::Invalid);
     }
