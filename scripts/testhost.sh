@@ -32,7 +32,8 @@
 # exit status of `run`: CMD's status; 124 timeout; 125 the test host failed (boot, KVM or
 # mounts: the console log is printed to stderr); 2 usage error.
 # Environment: BULKHEAD_CACHE (default ~/.cache/bulkhead), QEMU (default qemu-system-x86_64),
-# BULKHEAD_TESTHOST_TCG_THREAD (TCG's thread=: multi, the default, or single).
+# BULKHEAD_TESTHOST_TCG_THREAD (TCG's thread=: multi, the default, or single),
+# BULKHEAD_TESTHOST_APPEND (more words for the test host's kernel command line).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -222,7 +223,7 @@ QEMU_ARGS=(
 	-nographic -no-reboot
 	-kernel "$IMAGES/testhost-vmlinux" -initrd "$IMAGES/testhost-initramfs.cpio.gz"
 	# no `quiet`: Debian's kernel was seen to hang at boot with it; loglevel=4 is fine.
-	-append "console=ttyS0 loglevel=4 panic=-1 tsc_early_khz=$TSC_KHZ tsc=reliable"
+	-append "console=ttyS0 loglevel=4 panic=-1 tsc_early_khz=$TSC_KHZ tsc=reliable ${BULKHEAD_TESTHOST_APPEND:-}"
 	-fsdev "local,id=bhctl,path=${RUN_DIR//,/,,},security_model=none,multidevs=remap"
 	-device virtio-9p-device,fsdev=bhctl,mount_tag=bhctl
 	-fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap
