@@ -223,7 +223,7 @@ pub fn in_test_host(script: &str, timeout_s: u32) -> (ExitStatus, String) {
 }
 
 /// How many times [`in_test_host`] runs a session that the test host itself broke.
-pub const TEST_HOST_ATTEMPTS: u32 = 3;
+pub const TEST_HOST_ATTEMPTS: u32 = 4;
 
 /// What went wrong with the test host in a session's transcript, if anything did.
 fn test_host_trouble(text: &str) -> Option<&'static str> {
