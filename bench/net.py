@@ -6,7 +6,8 @@ the KVM test host.
 
 Each measurement boots two guests, the stock Debian kernel (vmlinux through PVH) with the
 project's initramfs, 1 vCPU and 512 MiB each, joined by a network, and runs iperf3 from the
-second to the first for S seconds (one TCP stream); the receiver's throughput is reported.
+second to the first for S seconds (one TCP stream); the receiver's throughput is reported,
+and before it the mean round trip of 20 pings (0.2 s apart) from the second to the first.
 
   bulkhead       two partitions of one `bulkhead run`, their virtio-net devices joined by a
                  direct link (`link = "PEER"`: Unix datagram sockets between the two partition
@@ -63,6 +64,7 @@ def server_script():
 def client_script(seconds):
     return ("ip addr add 10.0.0.2/24 dev eth0; ip link set eth0 up; "
             "for i in $(seq 1 60); do ping -c 1 -W 1 10.0.0.1 >/dev/null 2>&1 && break; done; "
+            "echo \"bench-net-rtt $(ping -c 20 -i 0.2 10.0.0.1 | tail -n 1)\"; "
             f"for i in 1 2 3 4 5; do iperf3 -c 10.0.0.1 -t {seconds} -f m > /tmp/iperf3.txt 2>&1 && break; "
             "sleep 1; done; "
             "echo \"bench-net-iperf3 $(grep receiver /tmp/iperf3.txt)\"")
@@ -138,10 +140,12 @@ def qemu_pair(vhost, seconds):
 
 
 IPERF = re.compile(r"bench-net-iperf3 .*?([\d.]+) Mbits/sec\s+receiver")
+# busybox: `round-trip min/avg/max = 0.351/0.432/0.612 ms`
+RTT = re.compile(r"bench-net-rtt .*= [\d.]+/([\d.]+)/[\d.]+ ms")
 
 
 def measure(name, seconds):
-    """One measurement of `name`: Mbit/s received."""
+    """One measurement of `name`: (Mbit/s received, mean ping round trip in µs)."""
     tmp = tempfile.mkdtemp(prefix="bench-net-")
     try:
         if name == "bulkhead":
@@ -164,9 +168,10 @@ def measure(name, seconds):
             outs.append(out.decode(errors="replace"))
         text = "\n".join(outs)
         m = IPERF.search(text)
-        if not m:
-            raise RuntimeError(f"{name}: no iperf3 result:\n{text[-4000:]}")
-        return float(m.group(1))
+        rtt = RTT.search(text)
+        if not m or not rtt:
+            raise RuntimeError(f"{name}: no iperf3 or ping result:\n{text[-4000:]}")
+        return float(m.group(1)), float(rtt.group(1)) * 1000.0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -199,6 +204,7 @@ def main():
     if args.runs < 5:
         parser.error("--runs must be at least 5 (medians of fewer runs are not reported)")
     results = {name: [] for name in CONTENDERS}
+    rtts = {name: [] for name in CONTENDERS}
     failures = 0
     for run in range(args.runs):
         k = run % len(CONTENDERS)
@@ -218,23 +224,30 @@ def main():
                 sys.exit(f"net.py: {failures} failed test hosts; last output:\n{out[-3000:]}")
             print(f"run {run + 1}: test host failed (exit {proc.returncode}), in a fresh one again", file=sys.stderr)
         for name in CONTENDERS:
-            results[name].append(r[name])
+            results[name].append(r[name][0])
+            rtts[name].append(r[name][1])
         print(f"run {run + 1}/{args.runs} ({', '.join(order)}): "
-              + ", ".join(f"{n} {r[n]:.0f} Mbit/s" for n in CONTENDERS), file=sys.stderr, flush=True)
+              + ", ".join(f"{n} {r[n][0]:.0f} Mbit/s {r[n][1]:.0f} us" for n in CONTENDERS),
+              file=sys.stderr, flush=True)
 
     print(f"virtio-net between two guests inside the KVM test host: iperf3, one TCP stream, {args.seconds} s, "
           f"receiver's figure; median of {args.runs} (emulated time: compare side by side only; "
           f"ratio = bulkhead / peer, >= 1.0 means bulkhead is at least as fast):\n")
-    print("| contender | Mbit/s | bulkhead link / this | bulkhead bridge / this |")
-    print("|---|---|---|---|")
+    print("| contender | Mbit/s | bulkhead link / this | bulkhead bridge / this "
+          "| ping round trip, µs | this / bulkhead link | this / bulkhead bridge |")
+    print("|---|---|---|---|---|---|---|")
     b = statistics.median(results["bulkhead"])
     g = statistics.median(results["bridge"])
+    brtt = statistics.median(rtts["bulkhead"])
+    grtt = statistics.median(rtts["bridge"])
     for name in CONTENDERS:
         m = statistics.median(results[name])
-        print(f"| {name} | {m:.0f} | {b / m:.2f} | {g / m:.2f} |")
+        t = statistics.median(rtts[name])
+        print(f"| {name} | {m:.0f} | {b / m:.2f} | {g / m:.2f} | {t:.0f} | {t / brtt:.2f} | {t / grtt:.2f} |")
     print()
     for name in CONTENDERS:
-        print(f"Runs, {name}: " + " ".join(f"{v:.0f}" for v in results[name]) + ".  ")
+        print(f"Runs, {name}: " + " ".join(f"{v:.0f}" for v in results[name]) + " Mbit/s; "
+              + " ".join(f"{v:.0f}" for v in rtts[name]) + " µs.  ")
     print(f"Test hosts that died and were booted again (not counted above): {failures}.")
 
 
