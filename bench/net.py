@@ -37,6 +37,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -47,7 +48,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from block import BULKHEAD, INITRD, QEMU, REPO, VMLINUX, bh_encode  # noqa: E402
 
 GUEST_MIB = 512
-BASE_CMDLINE = "console=ttyS0 loglevel=4 bh.modules=virtio bh.action=poweroff"
+BASE_CMDLINE = "console=ttyS0 loglevel=4 bh.modules=virtio"
 CONTENDERS = ["bulkhead", "bridge", "QEMU", "QEMU+vhost"]
 MACS = ("52:54:00:00:00:0a", "52:54:00:00:00:0b")
 RESULT_MARK = "bench-net-result "
@@ -57,8 +58,10 @@ GUEST_ATTEMPTS = 3
 
 
 def server_script():
-    return ("ip addr add 10.0.0.1/24 dev eth0; ip link set eth0 up; "
-            "iperf3 -s -1 >/dev/null 2>&1; echo bench-net-server-done")
+    # The server stays up (bh.action=idle) until the client has printed its result: a server
+    # that powers off after one test (`iperf3 -s -1`) left clients whose test it had ended
+    # early waiting for a peer that was gone, until the measurement timed out.
+    return "ip addr add 10.0.0.1/24 dev eth0; ip link set eth0 up; iperf3 -s >/dev/null 2>&1 &"
 
 
 def client_script(seconds):
@@ -70,17 +73,22 @@ def client_script(seconds):
             "echo \"bench-net-iperf3 $(grep receiver /tmp/iperf3.txt)\"")
 
 
-def cmdline(script):
-    return f"{BASE_CMDLINE} bh.cmd={bh_encode(script)}"
+def cmdline(script, action):
+    return f"{BASE_CMDLINE} bh.action={action} bh.cmd={bh_encode(script)}"
+
+
+def guests(seconds):
+    """(name, peer, command line) of the server and the client."""
+    return (("a", "b", cmdline(server_script(), "idle")), ("b", "a", cmdline(client_script(seconds), "poweroff")))
 
 
 def bulkhead_pair(tmp, seconds):
     path = os.path.join(tmp, "net.toml")
     parts = []
-    for i, (name, peer, script) in enumerate((("a", "b", server_script()), ("b", "a", client_script(seconds)))):
+    for i, (name, peer, line) in enumerate(guests(seconds)):
         parts.append(f'[[partition]]\nname = "{name}"\ncriticality = "low"\nvcpus = 1\ncpus = [{i}]\n'
                      f'memory_mib = {GUEST_MIB}\nkernel = "{VMLINUX}"\ninitrd = "{INITRD}"\n'
-                     f'cmdline = "{cmdline(script)}"\non_reset = "stop"\nhuge_pages = true\n\n'
+                     f'cmdline = "{line}"\non_reset = "stop"\nhuge_pages = true\n\n'
                      f'[[partition.device]]\nkind = "net"\nmac = "{MACS[i]}"\nlink = "{peer}"\n')
     with open(path, "w") as f:
         f.write('[system]\nname = "bench-net"\n\n' + "\n".join(parts))
@@ -91,10 +99,10 @@ def bridge_pair(tmp, seconds):
     """The bulkhead pair as ports of a bridge with every policy stage enabled."""
     path = os.path.join(tmp, "bridge.toml")
     parts = []
-    for i, (name, script) in enumerate((("a", server_script()), ("b", client_script(seconds)))):
+    for i, (name, _, line) in enumerate(guests(seconds)):
         parts.append(f'[[partition]]\nname = "{name}"\ncriticality = "low"\nvcpus = 1\ncpus = [{i}]\n'
                      f'memory_mib = {GUEST_MIB}\nkernel = "{VMLINUX}"\ninitrd = "{INITRD}"\n'
-                     f'cmdline = "{cmdline(script)} ipv6.disable=1"\non_reset = "stop"\nhuge_pages = true\n\n'
+                     f'cmdline = "{line} ipv6.disable=1"\non_reset = "stop"\nhuge_pages = true\n\n'
                      f'[[partition.device]]\nkind = "net"\nmac = "{MACS[i]}"\nbridge = "lan"\n')
     bridge = ('[[bridge]]\nname = "lan"\nflood_pps = 10000000\nscan_ports = 1000\n\n'
               + "".join(f'[[bridge.port]]\npartition = "{n}"\nips = ["10.0.0.{i + 1}"]\nvlan = 10\n'
@@ -130,10 +138,10 @@ def qemu_network():
 def qemu_pair(vhost, seconds):
     qemu_network()
     cmds = []
-    for i, script in enumerate((server_script(), client_script(seconds))):
+    for i, (_, _, line) in enumerate(guests(seconds)):
         cmds.append([QEMU, "-M", "microvm", "-accel", "kvm", "-cpu", "host", "-smp", "1", "-m", str(GUEST_MIB),
                      "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
-                     "-kernel", VMLINUX, "-initrd", INITRD, "-append", cmdline(script),
+                     "-kernel", VMLINUX, "-initrd", INITRD, "-append", line,
                      "-netdev", f"tap,id=n0,ifname=bhtap{i},script=no,downscript=no,vhost={'on' if vhost else 'off'}",
                      "-device", f"virtio-net-device,netdev=n0,mac={MACS[i]}"])
     return cmds
@@ -154,23 +162,43 @@ def measure(name, seconds):
             cmds = bridge_pair(tmp, seconds)
         else:
             cmds = qemu_pair(name == "QEMU+vhost", seconds)
-        procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-                 for c in cmds]
-        outs = []
+        logs = [os.path.join(tmp, f"out{i}.txt") for i in range(len(cmds))]
+        procs = []
+        for c, log in zip(cmds, logs):
+            with open(log, "w") as out:
+                procs.append(subprocess.Popen(c, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+
+        def text():
+            parts = []
+            for log in logs:
+                with open(log, errors="replace") as f:
+                    parts.append(f.read())
+            return "\n".join(parts)
+
+        # Until the client has printed its iperf3 line (the server guest never powers off).
         deadline = time.monotonic() + 120 + 3 * seconds
+        while "bench-net-iperf3 " not in text():
+            if time.monotonic() > deadline or all(p.poll() is not None for p in procs):
+                break
+            time.sleep(0.5)
+        # Then until the client has powered off (its line is whole by then), 10 s at most.
+        settle = time.monotonic() + 10
+        while time.monotonic() < settle and not (procs[-1].poll() is not None if len(procs) > 1
+                                                 else "b: stopped" in text()):
+            time.sleep(0.2)
+        for p in procs:
+            p.send_signal(signal.SIGINT)  # bulkhead run stops its partitions; QEMU exits
         for p in procs:
             try:
-                out, _ = p.communicate(timeout=max(1, deadline - time.monotonic()))
+                p.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                for q in procs:
-                    q.kill()
-                raise RuntimeError(f"{name}: timed out")
-            outs.append(out.decode(errors="replace"))
-        text = "\n".join(outs)
-        m = IPERF.search(text)
-        rtt = RTT.search(text)
+                p.kill()
+                p.wait()
+        out = text()
+        m = IPERF.search(out)
+        rtt = RTT.search(out)
         if not m or not rtt:
-            raise RuntimeError(f"{name}: no iperf3 or ping result:\n{text[-4000:]}")
+            raise RuntimeError(f"{name}: no iperf3 or ping result:\n{out[-4000:]}")
         return float(m.group(1)), float(rtt.group(1)) * 1000.0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
