@@ -30,7 +30,8 @@ of N runs (N >= 5); ratios are bulkhead / QEMU, so >= 1.0 means bulkhead carried
 many bits. Prints a Markdown table on stdout and progress on stderr. Timings inside the test
 host are emulated (TCG): only the ratios mean anything. Transparent huge pages are off in the
 test host for every contender (QEMU would get 2 MiB pages from them): with 2 MiB-backed guest
-RAM the emulated AMD-V broke the test host or a nested guest in most runs.
+RAM the emulated AMD-V broke the test host or a nested guest in 3 of the first 4 test hosts
+of this benchmark on 2026-12-06 (without them, test hosts still hang now and then).
 """
 
 import argparse
@@ -202,7 +203,7 @@ def measure(name, seconds):
 def one_run(order, seconds):
     """Every contender once, in this test host; prints one result line."""
     # No transparent huge pages in the test host, for either contender: with 2 MiB-backed
-    # guest RAM the emulated AMD-V broke a test host or a nested guest in most runs.
+    # guest RAM the emulated AMD-V broke a test host or a nested guest more often.
     for knob in ("enabled", "shmem_enabled"):
         with open(f"/sys/kernel/mm/transparent_hugepage/{knob}", "w") as f:
             f.write("never")
