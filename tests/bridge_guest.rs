@@ -2,7 +2,8 @@
 //! partitions whose virtio-net devices are ports of a `[[bridge]]` (vhost-user, the bridge a
 //! process of its own) ping each other and carry an iperf3 run; what no rule allows is
 //! dropped and counted; a spoofed source MAC is dropped and alerted; a configured rate holds;
-//! the links survive a `kill -9` of the bridge. Each test is one bash script in the test
+//! the links survive a `kill -9` of the bridge; a QEMU guest (Debian's QEMU 7.2, `-netdev
+//! vhost-user`) on an external port pings a partition. Each test is one bash script in the test
 //! host; `bulkhead stats` and `bulkhead events` are read there while or after it runs.
 
 mod common;
@@ -220,4 +221,79 @@ kill -9 "$pid"; echo "killed-bridge=$pid""#;
         out.contains("b| net-ping-after 3 packets transmitted, 3 packets received, 0% packet loss"),
         "{out}"
     );
+}
+
+#[test]
+fn a_qemu_guest_on_an_external_port_talks_to_a_partition() {
+    let images = images();
+    let server = "ip addr add 10.0.0.1/24 dev eth0; ip link set eth0 up; echo net-server-up";
+    let bridge = r#"
+[[bridge]]
+name = "lan"
+
+[[bridge.port]]
+name = "qemu"
+mac = "52:54:00:00:00:0c"
+socket = "/tmp/t/qemu.sock"
+
+[[bridge.rule]]
+from = "a"
+to = "qemu"
+ethertype = "arp"
+
+[[bridge.rule]]
+from = "a"
+to = "qemu"
+protocol = "icmp"
+"#;
+    let description = format!(
+        "[system]\nname = \"br\"\n{}{bridge}",
+        partition("a", 0, "52:54:00:00:00:0a", "idle", server)
+    );
+    let guest = "ip addr add 10.0.0.3/24 dev eth0; ip link set eth0 up; \
+                 for i in $(seq 1 60); do ping -c 1 -W 1 10.0.0.1 >/dev/null 2>&1 && break; done; \
+                 echo \"qemu-ping $(ping -c 3 10.0.0.1 | grep transmitted)\"; echo qemu-done";
+    let qemu = format!(
+        "qemu-system-x86_64 -M microvm,memory-backend=mem -accel kvm -cpu host -smp 1 -m 512M \
+         -object memory-backend-memfd,id=mem,size=512M,share=on -nodefaults -no-user-config \
+         -global virtio-mmio.force-legacy=false -nographic -serial file:/tmp/t/qemu.txt -no-reboot -kernel {kernel} -initrd {initrd} \
+         -append 'console=ttyS0 loglevel=4 ipv6.disable=1 bh.modules=virtio bh.action=poweroff {cmd}' \
+         -chardev socket,id=c0,path=/tmp/t/qemu.sock,reconnect=1 -netdev vhost-user,id=n0,chardev=c0 \
+         -device virtio-net-device,netdev=n0,mac=52:54:00:00:00:0c",
+        kernel = images.join("vmlinux").display(),
+        initrd = images.join("initramfs.cpio.gz").display(),
+        cmd = bh_cmd(guest),
+    );
+    let script = format!(
+        r#"set -u
+mkdir -p /tmp/t && cd /tmp/t
+export XDG_STATE_HOME=/tmp/t/state
+cat > system.toml <<'TOML'
+{description}
+TOML
+{bulkhead} run system.toml > out.txt 2>&1 &
+sup=$!
+for i in $(seq 1 120); do grep -q "port qemu ready" out.txt && [ -S /tmp/t/qemu.sock ] && break; sleep 0.5; done
+timeout 300 {qemu} > qemu-stdout.txt 2>&1 &
+q=$!
+for i in $(seq 1 600); do grep -q "qemu-done" qemu.txt 2>/dev/null && break; sleep 0.5; done
+{bulkhead} stats system.toml
+kill $q 2>/dev/null; kill -INT $sup; wait $sup
+cat out.txt; cat qemu.txt; cat qemu-stdout.txt
+"#,
+        bulkhead = bulkhead().display(),
+    );
+
+    let (_, out) = in_test_host(&script, 900);
+
+    assert!(
+        out.contains("qemu-ping 3 packets transmitted, 3 packets received, 0% packet loss"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[bulkhead] bridge lan: port qemu: frontend connected"),
+        "{out}"
+    );
+    assert!(counter(&out, "port qemu ", "frames_in") > 0, "{out}");
+    assert!(counter(&out, "port qemu ", "frames_out") > 0, "{out}");
 }

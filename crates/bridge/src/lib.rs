@@ -11,14 +11,18 @@
 //! - [`tunnel`]: the uplinks: frames sealed with ChaCha20-Poly1305 in UDP datagrams, with
 //!   replay protection and fresh keys per session.
 //! - [`hub`]: what the bridge's threads share (the pipeline, an inbox per port and uplink).
-//! - [`port`]: a port as a vhost-user backend; [`uplink`]: an uplink's I/O thread; [`run`]:
-//!   the process.
-#![forbid(unsafe_code)]
+//! - [`port`]: a port as a vhost-user backend; [`relay`]: an external port's front door,
+//!   which puts a foreign frontend's requests into the protocol's order; [`uplink`]: an
+//!   uplink's I/O thread; [`run`]: the process.
+//!
+//! Unsafe code: only [`relay`]'s receiving of file descriptors (`recvmsg`).
+#![deny(unsafe_code)]
 
 pub mod frame;
 pub mod hub;
 pub mod policy;
 pub mod port;
+pub mod relay;
 pub mod run;
 pub mod tunnel;
 pub mod uplink;

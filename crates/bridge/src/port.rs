@@ -55,12 +55,8 @@ const MAX_QUEUE_SIZE: usize = 1024;
 /// Virtio features the bridge offers a frontend: those of bulkhead's own vhost-user net
 /// device ([`bulkhead_virtio::net::VHOST_USER_FEATURES`]), and the vhost-user protocol
 /// features.
-///
-/// Known limit (docs/virtio.md): QEMU 7.2's vhost-user-net frontend sends `SET_VRING_ENABLE`
-/// before `SET_FEATURES` (it takes offered protocol features for negotiated ones), which the
-/// `vhost` 0.18 / `vhost-user-backend` 0.24 backend refuses, closing the connection; and it
-/// refuses to start without protocol features. Attaching QEMU 7.2 needs those two checks
-/// relaxed upstream.
+/// QEMU 7.2 will not start without protocol features, and enables rings before it acknowledges
+/// them: an external port's [`relay`](crate::relay) puts its requests into order.
 fn features() -> u64 {
     bulkhead_virtio::net::VHOST_USER_FEATURES | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
 }

@@ -5,7 +5,8 @@
 //! every uplink, then reports: alerts to the event log and the monitor's log as they come,
 //! the counters to the stats file every [`STATS_EVERY`] (`bulkhead stats FILE` prints it).
 //!
-//! Threads: one per port (accepting its frontend), the `vhost-user-backend` threads of each
+//! Threads: one per port (accepting its frontend), one per external port relaying its
+//! frontend's requests ([`relay`]), the `vhost-user-backend` threads of each
 //! connection, one per uplink (its socket and its inbox), and the main thread (alerts and
 //! counters). All share one [`Hub`].
 
@@ -18,7 +19,7 @@ use bulkhead_partition::events::EventLog;
 
 use crate::hub::Hub;
 use crate::policy::{Pipeline, PolicyConfig};
-use crate::{port, uplink};
+use crate::{port, relay, uplink};
 
 /// How often the counters are written to the stats file.
 pub const STATS_EVERY: Duration = Duration::from_millis(500);
@@ -41,6 +42,11 @@ pub enum BridgeError {
 /// The socket of partition `partition`'s port of bridge `bridge` in the run directory.
 pub fn partition_socket(run_dir: &Path, bridge: &str, partition: &str) -> PathBuf {
     run_dir.join(format!("bridge-{bridge}-{partition}.sock"))
+}
+
+/// The private socket of external port `port`'s backend, behind its relay ([`relay`]).
+pub fn relay_socket(run_dir: &Path, bridge: &str, port: &str) -> PathBuf {
+    run_dir.join(format!("bridge-{bridge}-port-{port}.backend.sock"))
 }
 
 /// The stats file of bridge `bridge` of system `system`, beside the system's event log.
@@ -75,7 +81,19 @@ pub fn run_bridge(
                         .map_or(p.name.as_str(), |part| part.name.as_str());
                     partition_socket(run_dir, &bridge.name, name)
                 }
-                BridgePortKind::External { socket } => socket.clone(),
+                BridgePortKind::External { socket } => {
+                    // The frontend meets the relay; the backend listens privately behind it.
+                    let inner = relay_socket(run_dir, &bridge.name, &p.name);
+                    let (name, inner_path) = (p.name.clone(), inner.clone());
+                    let socket = socket.clone();
+                    std::thread::Builder::new()
+                        .name(format!("relay-{}", p.name))
+                        .spawn_scoped(scope, move || {
+                            relay::serve(&name, &socket, &inner_path, log)
+                        })
+                        .map_err(|e| BridgeError::Thread(format!("relay-{}", p.name), e))?;
+                    inner
+                }
             };
             let hub = Arc::clone(&hub);
             let name = p.name.clone();
