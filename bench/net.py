@@ -2,7 +2,7 @@
 """VirtIO network throughput between two partitions, bulkhead against QEMU, side by side inside
 the KVM test host.
 
-  bench/net.py [--runs N] [--seconds S]
+  bench/net.py [--runs N] [--seconds S] [--contenders A,B,...]
 
 Each measurement boots two guests, the stock Debian kernel (vmlinux through PVH) with the
 project's initramfs, 1 vCPU and 512 MiB each, joined by a network, and runs iperf3 from the
@@ -18,6 +18,11 @@ and before it the mean round trip of 20 pings (0.2 s apart) from the second to t
                  declared (spoof checks), token buckets (10 GB/s, so they never limit), flood and
                  scan detection, and the firewall (ARP, ICMP and TCP to port 5201 allowed,
                  default deny); guest RAM in a shared memfd
+  tunnel         (only with --contenders) two bulkhead hosts: network namespaces h1 and h2 of
+                 the test host joined by a veth pair (MTU 9000), each running `bulkhead run`
+                 with one of the partitions on its own bridge (the same port settings as
+                 `bridge`), the two bridges joined by an encrypted uplink (UDP,
+                 ChaCha20-Poly1305); the frames cross both bridges and the tunnel
   QEMU           two `qemu-system-x86_64 -M microvm` guests, each with virtio-net-device on a
                  TAP device, both TAPs on a Linux bridge in the test host: userspace virtio-net
                  (vhost=off)
@@ -52,6 +57,9 @@ from block import BULKHEAD, INITRD, QEMU, REPO, VMLINUX, bh_encode  # noqa: E402
 GUEST_MIB = 512
 BASE_CMDLINE = "console=ttyS0 loglevel=4 bh.modules=virtio"
 CONTENDERS = ["bulkhead", "bridge", "QEMU", "QEMU+vhost"]
+KNOWN = CONTENDERS + ["tunnel"]
+TUNNEL_HOSTS = (("h1", "192.168.77.1"), ("h2", "192.168.77.2"))
+TUNNEL_PORT = 47000
 MACS = ("52:54:00:00:00:0a", "52:54:00:00:00:0b")
 RESULT_MARK = "bench-net-result "
 RUN_MARK = "bench-net-run "
@@ -97,25 +105,75 @@ def bulkhead_pair(tmp, seconds):
     return [[BULKHEAD, "run", path]]
 
 
+def bridged_partition(i, name, line):
+    """Guest `name` (the i-th) with its net device on bridge "lan"."""
+    return (f'[[partition]]\nname = "{name}"\ncriticality = "low"\nvcpus = 1\ncpus = [{i}]\n'
+            f'memory_mib = {GUEST_MIB}\nkernel = "{VMLINUX}"\ninitrd = "{INITRD}"\n'
+            f'cmdline = "{line} ipv6.disable=1"\non_reset = "stop"\n\n'
+            f'[[partition.device]]\nkind = "net"\nmac = "{MACS[i]}"\nbridge = "lan"\n')
+
+
+# Every policy stage on: flood and scan detection (thresholds never reached), and per port
+# spoof checks (declared source IPs), VLAN 10, token buckets that never limit.
+BRIDGE_HEAD = '[[bridge]]\nname = "lan"\nflood_pps = 10000000\nscan_ports = 1000\n\n'
+
+
+def port_settings(i, name):
+    return (f'[[bridge.port]]\npartition = "{name}"\nips = ["10.0.0.{i + 1}"]\nvlan = 10\n'
+            f'rate_bytes_per_s = 10000000000\nrate_packets_per_s = 10000000\n\n')
+
+
+def rules(a, b):
+    """ARP and ICMP between a and b, TCP from b to a's port 5201 (and the replies)."""
+    return (f'[[bridge.rule]]\nfrom = "{a}"\nto = "{b}"\nethertype = "arp"\n\n'
+            f'[[bridge.rule]]\nfrom = "{a}"\nto = "{b}"\nprotocol = "icmp"\n\n'
+            f'[[bridge.rule]]\nfrom = "{b}"\nto = "{a}"\nprotocol = "tcp"\ndst_ports = 5201\n')
+
+
 def bridge_pair(tmp, seconds):
     """The bulkhead pair as ports of a bridge with every policy stage enabled."""
     path = os.path.join(tmp, "bridge.toml")
-    parts = []
-    for i, (name, _, line) in enumerate(guests(seconds)):
-        parts.append(f'[[partition]]\nname = "{name}"\ncriticality = "low"\nvcpus = 1\ncpus = [{i}]\n'
-                     f'memory_mib = {GUEST_MIB}\nkernel = "{VMLINUX}"\ninitrd = "{INITRD}"\n'
-                     f'cmdline = "{line} ipv6.disable=1"\non_reset = "stop"\n\n'
-                     f'[[partition.device]]\nkind = "net"\nmac = "{MACS[i]}"\nbridge = "lan"\n')
-    bridge = ('[[bridge]]\nname = "lan"\nflood_pps = 10000000\nscan_ports = 1000\n\n'
-              + "".join(f'[[bridge.port]]\npartition = "{n}"\nips = ["10.0.0.{i + 1}"]\nvlan = 10\n'
-                        f'rate_bytes_per_s = 10000000000\nrate_packets_per_s = 10000000\n\n'
-                        for i, n in enumerate("ab"))
-              + '[[bridge.rule]]\nfrom = "a"\nto = "b"\nethertype = "arp"\n\n'
-              '[[bridge.rule]]\nfrom = "a"\nto = "b"\nprotocol = "icmp"\n\n'
-              '[[bridge.rule]]\nfrom = "b"\nto = "a"\nprotocol = "tcp"\ndst_ports = 5201\n')
+    parts = [bridged_partition(i, name, line) for i, (name, _, line) in enumerate(guests(seconds))]
+    bridge = BRIDGE_HEAD + port_settings(0, "a") + port_settings(1, "b") + rules("a", "b")
     with open(path, "w") as f:
         f.write('[system]\nname = "bench-bridge"\n\n' + "\n".join(parts) + "\n" + bridge)
     return [[BULKHEAD, "run", path]]
+
+
+def tunnel_network():
+    """Namespaces h1 and h2 joined by a veth pair (made once per test host)."""
+    if os.path.exists("/run/netns/h1"):
+        return
+    (h1, ip1), (h2, ip2) = TUNNEL_HOSTS
+    sh(f"ip netns add {h1} && ip netns add {h2} && ip link add bhv1 type veth peer name bhv2 && "
+       f"ip link set bhv1 netns {h1} && ip link set bhv2 netns {h2} && "
+       f"ip -n {h1} link set lo up && ip -n {h2} link set lo up && "
+       f"ip -n {h1} link set bhv1 mtu 9000 up && ip -n {h2} link set bhv2 mtu 9000 up && "
+       f"ip -n {h1} addr add {ip1}/24 dev bhv1 && ip -n {h2} addr add {ip2}/24 dev bhv2")
+
+
+def tunnel_pair(tmp, seconds):
+    """Each guest on its own host's bridge; the bridges joined by the encrypted uplink."""
+    tunnel_network()
+    key = os.path.join(tmp, "site.key")
+    with open(key, "wb") as f:
+        f.write(os.urandom(32))
+    os.chmod(key, 0o600)
+    cmds = []
+    for i, (name, _, line) in enumerate(guests(seconds)):
+        (host, local), (_, peer) = TUNNEL_HOSTS[i], TUNNEL_HOSTS[1 - i]
+        a, b = ("a", "site") if name == "a" else ("site", "b")
+        bridge = (BRIDGE_HEAD + port_settings(i, name)
+                  + f'[[bridge.uplink]]\nname = "site"\nlocal = "{local}:{TUNNEL_PORT}"\n'
+                    f'peer = "{peer}:{TUNNEL_PORT}"\nkey = "{key}"\n\n'
+                  + rules(a, b))
+        path = os.path.join(tmp, f"tunnel-{host}.toml")
+        with open(path, "w") as f:
+            f.write(f'[system]\nname = "bench-tunnel-{host}"\n\n' + bridged_partition(i, name, line)
+                    + "\n" + bridge)
+        cmds.append(["ip", "netns", "exec", host, "env", f"XDG_STATE_HOME={tmp}/state-{host}",
+                     BULKHEAD, "run", path])
+    return cmds
 
 
 def sh(cmd):
@@ -156,6 +214,8 @@ def measure(name, seconds):
             cmds = bulkhead_pair(tmp, seconds)
         elif name == "bridge":
             cmds = bridge_pair(tmp, seconds)
+        elif name == "tunnel":
+            cmds = tunnel_pair(tmp, seconds)
         else:
             cmds = qemu_pair(name == "QEMU+vhost", seconds)
         logs = [os.path.join(tmp, f"out{i}.txt") for i in range(len(cmds))]
@@ -225,6 +285,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=10, help="iperf3 run length (default 10)")
+    parser.add_argument("--contenders", default=",".join(CONTENDERS),
+                        help=f"comma-separated, from {', '.join(KNOWN)} (default: all but tunnel)")
     parser.add_argument("--one-run", metavar="ORDER", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_run:
@@ -232,12 +294,16 @@ def main():
         return
     if args.runs < 5:
         parser.error("--runs must be at least 5 (medians of fewer runs are not reported)")
-    results = {name: [] for name in CONTENDERS}
-    rtts = {name: [] for name in CONTENDERS}
+    contenders = args.contenders.split(",")
+    unknown = [c for c in contenders if c not in KNOWN]
+    if unknown or not contenders:
+        parser.error(f"unknown contender(s) {', '.join(unknown)}; known: {', '.join(KNOWN)}")
+    results = {name: [] for name in contenders}
+    rtts = {name: [] for name in contenders}
     failures = 0
     for run in range(args.runs):
-        k = run % len(CONTENDERS)
-        order = CONTENDERS[k:] + CONTENDERS[:k]
+        k = run % len(contenders)
+        order = contenders[k:] + contenders[:k]
         cmd = [os.path.join(REPO, "scripts/testhost.sh"), "run", "--timeout", str(600 + 12 * args.seconds), "--",
                "/usr/bin/python3", os.path.abspath(__file__), "--one-run", ",".join(order),
                "--seconds", str(args.seconds)]
@@ -252,29 +318,28 @@ def main():
             if failures >= HOST_ATTEMPTS:
                 sys.exit(f"net.py: {failures} failed test hosts; last output:\n{out[-3000:]}")
             print(f"run {run + 1}: test host failed (exit {proc.returncode}), in a fresh one again", file=sys.stderr)
-        for name in CONTENDERS:
+        for name in contenders:
             results[name].append(r[name][0])
             rtts[name].append(r[name][1])
         print(f"run {run + 1}/{args.runs} ({', '.join(order)}): "
-              + ", ".join(f"{n} {r[n][0]:.0f} Mbit/s {r[n][1]:.0f} us" for n in CONTENDERS),
+              + ", ".join(f"{n} {r[n][0]:.0f} Mbit/s {r[n][1]:.0f} us" for n in contenders),
               file=sys.stderr, flush=True)
 
     print(f"virtio-net between two guests inside the KVM test host: iperf3, one TCP stream, {args.seconds} s, "
           f"receiver's figure; median of {args.runs} (emulated time: compare side by side only; "
           f"ratio = bulkhead / peer, >= 1.0 means bulkhead is at least as fast):\n")
-    print("| contender | Mbit/s | bulkhead link / this | bulkhead bridge / this "
-          "| ping round trip, µs | this / bulkhead link | this / bulkhead bridge |")
-    print("|---|---|---|---|---|---|---|")
-    b = statistics.median(results["bulkhead"])
-    g = statistics.median(results["bridge"])
-    brtt = statistics.median(rtts["bulkhead"])
-    grtt = statistics.median(rtts["bridge"])
-    for name in CONTENDERS:
-        m = statistics.median(results[name])
-        t = statistics.median(rtts[name])
-        print(f"| {name} | {m:.0f} | {b / m:.2f} | {g / m:.2f} | {t:.0f} | {t / brtt:.2f} | {t / grtt:.2f} |")
+    refs = [(n, label) for n, label in (("bulkhead", "bulkhead link"), ("bridge", "bulkhead bridge"))
+            if n in contenders]
+    med = {n: statistics.median(results[n]) for n in contenders}
+    rtt = {n: statistics.median(rtts[n]) for n in contenders}
+    print("| contender | Mbit/s | " + "".join(f"{label} / this | " for _, label in refs)
+          + "ping round trip, µs | " + "".join(f"this / {label} | " for _, label in refs))
+    print("|---|---|" + "---|" * (1 + 2 * len(refs)))
+    for name in contenders:
+        print(f"| {name} | {med[name]:.0f} | " + "".join(f"{med[r] / med[name]:.2f} | " for r, _ in refs)
+              + f"{rtt[name]:.0f} | " + "".join(f"{rtt[name] / rtt[r]:.2f} | " for r, _ in refs))
     print()
-    for name in CONTENDERS:
+    for name in contenders:
         print(f"Runs, {name}: " + " ".join(f"{v:.0f}" for v in results[name]) + " Mbit/s; "
               + " ".join(f"{v:.0f}" for v in rtts[name]) + " µs.  ")
     print(f"Test hosts that died and were booted again (not counted above): {failures}.")

@@ -102,6 +102,8 @@ enum Ended {
     DeadlineMisses,
     MonitorError(i32),
     Signal(i32),
+    /// Killed by the supervisor itself (Ctrl-C, SIGTERM, or another partition's stop_system).
+    Stopped,
 }
 
 impl Ended {
@@ -134,6 +136,7 @@ impl Ended {
                 "partition process crashed: killed by signal {sig} ({})",
                 signal_name(*sig)
             ),
+            Ended::Stopped => "stopped by the supervisor".into(),
         }
     }
 }
@@ -174,6 +177,7 @@ fn decide(plan: &PartitionPlan, ended: &Ended) -> (&'static str, Decision) {
         Ended::Panic => ("panic", by_action(health.on_panic)),
         Ended::DeadlineMisses => ("deadline_miss", by_action(health.on_deadline_miss)),
         Ended::MonitorError(_) | Ended::Signal(_) => ("crash", by_action(health.on_crash)),
+        Ended::Stopped => ("stopped", Decision::Stop),
     }
 }
 
@@ -197,6 +201,19 @@ struct Running {
     readers: Vec<std::thread::JoinHandle<()>>,
     restarts: u32,
     last: Option<Ended>,
+    /// The supervisor has killed the process (its end is then no crash).
+    killed: bool,
+}
+
+impl Running {
+    /// Kills the partition's process, if it runs, as the supervisor's own stop.
+    fn kill(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            if child.kill().is_ok() {
+                self.killed = true;
+            }
+        }
+    }
 }
 
 /// Shared standard output, so lines from different partitions never interleave mid-line.
@@ -286,6 +303,7 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
             readers: Vec::new(),
             restarts: 0,
             last: None,
+            killed: false,
         })
         .collect();
     let env = PartitionEnv {
@@ -307,9 +325,7 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
             interrupted = true;
             eprintln!("[bulkhead] stopping every partition");
             for part in &mut parts {
-                if let Some(child) = part.child.as_mut() {
-                    let _ = child.kill();
-                }
+                part.kill();
             }
         }
         for part in &mut parts {
@@ -331,7 +347,11 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
             for reader in part.readers.drain(..) {
                 let _ = reader.join();
             }
-            let ended = Ended::from_status(status);
+            let ended = match Ended::from_status(status) {
+                Ended::Signal(libc::SIGKILL) if part.killed => Ended::Stopped,
+                ended => ended,
+            };
+            part.killed = false;
             eprintln!(
                 "[bulkhead] {}: stopped: {}",
                 part.plan.name,
@@ -341,7 +361,7 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
             let name = part.plan.name.clone();
             part.last = Some(ended.clone());
             let action = match decision {
-                _ if interrupted => "none (stopping)",
+                _ if interrupted || stopping_system => "none (stopping)",
                 Decision::Stop if event == "poweroff" => "none",
                 Decision::Stop => "halt",
                 Decision::Restart if part.restarts >= part.plan.max_restarts => {
@@ -379,9 +399,7 @@ pub fn run(plan: &SystemPlan, description: &Path) -> u8 {
         if stop_all {
             stop_all = false;
             for part in &mut parts {
-                if let Some(child) = part.child.as_mut() {
-                    let _ = child.kill();
-                }
+                part.kill();
             }
         }
         if !interrupted {

@@ -222,7 +222,8 @@ fn stop_system_action_stops_every_partition() {
         "ss",
         &[
             rt_partition("rt", 0, "panic_after_s=1", 0, "on_panic = \"stop_system\""),
-            rt_partition("other", 1, "period_us=1000", 0, ""),
+            // Would restart after a crash: being stopped is none.
+            rt_partition("other", 1, "period_us=1000", 5, "on_crash = \"restart\""),
         ],
     );
 
@@ -237,14 +238,19 @@ fn stop_system_action_stops_every_partition() {
         "{transcript}"
     );
     assert!(
-        transcript
-            .contains("[bulkhead] other: stopped: partition process crashed: killed by signal 9"),
+        transcript.contains("[bulkhead] other: stopped: stopped by the supervisor"),
         "{transcript}"
     );
     assert!(
         lines_with(&log, "partition=rt event=panic action=stop_system").len() == 1,
         "{log}"
     );
+    assert_eq!(
+        lines_with(&log, "partition=other event=stopped").len(),
+        1,
+        "{log}"
+    );
+    assert!(!transcript.contains("other: restarting"), "{transcript}");
 }
 
 #[test]
