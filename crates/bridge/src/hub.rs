@@ -18,6 +18,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::policy::{Alert, Attachment, DropReason, Pipeline, Verdict};
 use crate::port::{write_frame, RxRing, Written};
+use crate::segment;
 
 /// Frames waiting for one destination, at most.
 pub const INBOX_FRAMES: usize = 512;
@@ -149,10 +150,12 @@ impl Hub {
         let mut taken = 0;
         for &dest in dests.iter() {
             let Some(end) = self.end(dest) else { continue };
-            // Uplinks take whole frames only (the tunnel does not segment).
+            // An uplink's thread cuts TCP super-frames into wire frames (`segment.rs`).
             let fits = match dest {
                 Attachment::Port(_) => header.fits(*lock(&end.offloads)),
-                Attachment::Uplink(_) => header.gso_type == bulkhead_virtio::net::GSO_NONE,
+                Attachment::Uplink(_) => {
+                    header.gso_type == bulkhead_virtio::net::GSO_NONE || segment::supported(&header)
+                }
             };
             if !fits {
                 pipeline.dropped_at(dest, DropReason::NoDestination);

@@ -13,7 +13,7 @@
 //! - [`hub`]: what the bridge's threads share (the pipeline, an inbox per port and uplink).
 //! - [`port`]: a port as a vhost-user backend; [`relay`]: an external port's front door,
 //!   which puts a foreign frontend's requests into the protocol's order; [`uplink`]: an
-//!   uplink's I/O thread; [`run`]: the process.
+//!   uplink's I/O thread, which cuts TCP super-frames with [`segment`]; [`run`]: the process.
 //!
 //! Unsafe code: only [`relay`]'s receiving of file descriptors (`recvmsg`).
 #![deny(unsafe_code)]
@@ -24,6 +24,7 @@ pub mod policy;
 pub mod port;
 pub mod relay;
 pub mod run;
+pub mod segment;
 pub mod tunnel;
 pub mod uplink;
 

@@ -3,19 +3,20 @@
 //! coming from the uplink. One thread per uplink waits (epoll) on the tunnel's socket and on
 //! the uplink's wake eventfd.
 //!
-//! Frames cross whole: the hub queues only frames without segmentation offload for an
-//! uplink, and a partial checksum is completed here before sealing, so the peer receives
-//! ordinary Ethernet frames (802.1Q-tagged with the source port's VLAN, if it has one).
+//! The peer receives ordinary Ethernet frames (802.1Q-tagged with the source port's VLAN, if
+//! it has one): a TCP super-frame a guest handed over for segmentation is cut into wire frames
+//! here ([`crate::segment`]), and a partial checksum is completed before sealing.
 
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use bulkhead_config::UplinkPlan;
-use bulkhead_virtio::net::{NetHeader, F_NEEDS_CSUM, HEADER_LEN};
+use bulkhead_virtio::net::{NetHeader, F_NEEDS_CSUM, GSO_NONE, HEADER_LEN};
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 
 use crate::hub::Hub;
 use crate::policy::{Attachment, DropReason};
+use crate::segment::segment;
 use crate::tunnel::{Tunnel, MAX_FRAME};
 
 const SOCKET: u64 = 0;
@@ -124,6 +125,19 @@ impl Uplink {
                             let Some(payload) = data.get_mut(HEADER_LEN..) else {
                                 continue;
                             };
+                            if header.gso_type != GSO_NONE {
+                                let (tunnel, hub) = (&mut self.tunnel, &self.hub);
+                                let cut = segment(&header, payload, MAX_FRAME, |wire| match tunnel
+                                    .send(wire)
+                                {
+                                    Ok(()) => hub.delivered(at, wire.len()),
+                                    Err(_) => hub.dropped_at(at, DropReason::RingFull),
+                                });
+                                if cut.is_err() {
+                                    self.hub.dropped_at(at, DropReason::Malformed);
+                                }
+                                continue;
+                            }
                             if header.flags & F_NEEDS_CSUM != 0 {
                                 bulkhead_virtio::net::complete_checksum(&header, payload);
                             }
