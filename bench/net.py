@@ -22,9 +22,8 @@ and before it the mean round trip of 20 pings (0.2 s apart) from the second to t
                  the test host joined by a veth pair (MTU 9000), each running `bulkhead run`
                  with one of the partitions on its own bridge (the same port settings as
                  `bridge`), the two bridges joined by an encrypted uplink (UDP,
-                 ChaCha20-Poly1305); the frames cross both bridges and the tunnel. Until
-                 uplinks carry segmentation-offloaded frames (docs/system-description.md,
-                 "Uplinks"), TCP with TSO stalls there and this contender fails
+                 ChaCha20-Poly1305); the frames cross both bridges and the tunnel, the
+                 sending uplink cutting the guest's TCP super-frames into wire frames
   QEMU           two `qemu-system-x86_64 -M microvm` guests, each with virtio-net-device on a
                  TAP device, both TAPs on a Linux bridge in the test host: userspace virtio-net
                  (vhost=off)

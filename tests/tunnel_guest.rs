@@ -83,6 +83,11 @@ bridge = "lan"
 [[bridge]]
 name = "lan"
 
+# In VLAN 10: the uplink carries its frames tagged (a tag moves a partial checksum's start).
+[[bridge.port]]
+partition = "{part}"
+vlan = 10
+
 [[bridge.uplink]]
 name = "site"
 local = "{local}"

@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
-use bulkhead_virtio::net::{NetHeader, Offloads, HEADER_LEN};
+use bulkhead_virtio::net::{NetHeader, Offloads, F_NEEDS_CSUM, HEADER_LEN};
 use vhost_user_backend::VringT;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -68,6 +68,7 @@ fn is_tagged(data: &[u8]) -> bool {
 fn untagged(mut data: Vec<u8>) -> Vec<u8> {
     if data.get(TAG_AT..TAG_AT + 2) == Some(&TPID_8021Q[..]) && data.len() >= TAG_AT + 6 {
         data.drain(TAG_AT..TAG_AT + 4);
+        move_checksum_start(&mut data, -4);
     }
     data
 }
@@ -80,8 +81,23 @@ fn tagged(mut data: Vec<u8>, vlan: Option<u16>) -> Vec<u8> {
             TAG_AT..TAG_AT,
             [TPID_8021Q[0], TPID_8021Q[1], tci[0], tci[1]],
         );
+        move_checksum_start(&mut data, 4);
     }
     data
+}
+
+/// A partial checksum's start (`csum_start`, counted from the frame's first byte) follows the
+/// headers when a tag goes in or out in front of them: without this, completing it later
+/// would write the checksum 4 bytes off, over the TCP header's data offset and flags.
+fn move_checksum_start(data: &mut [u8], by: i32) {
+    let header = NetHeader::parse(data);
+    if header.flags & F_NEEDS_CSUM == 0 {
+        return;
+    }
+    let moved = i32::from(header.csum_start) + by;
+    if let (Ok(start), Some(field)) = (u16::try_from(moved), data.get_mut(6..8)) {
+        field.copy_from_slice(&start.to_le_bytes());
+    }
 }
 
 /// The shared state of one bridge process.
@@ -289,5 +305,64 @@ impl Hub {
     /// The alerts queued since the last call.
     pub fn drain_alerts(&self) -> Vec<Alert> {
         lock(&self.pipeline).drain_alerts().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bulkhead_virtio::net::complete_checksum;
+
+    /// Header (NEEDS_CSUM at `csum_start` 34, offset 16) + an untagged Ethernet/IPv4/TCP frame.
+    fn tcp_with_partial_checksum() -> Vec<u8> {
+        let header = NetHeader {
+            flags: F_NEEDS_CSUM,
+            csum_start: 34,
+            csum_offset: 16,
+            ..NetHeader::default()
+        };
+        let mut data = header.to_bytes().to_vec();
+        data.extend_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00]);
+        data.extend_from_slice(&[0x45, 0, 0, 44, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+        data.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        // TCP: ports, sequence, ack, data offset 5 / flags ACK|PSH, window, checksum, urgent.
+        data.extend_from_slice(&[0x14, 0x51, 0xc0, 0x01, 0, 0, 0, 1, 0, 0, 0, 0]);
+        data.extend_from_slice(&[0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0, 1, 2, 3, 4]);
+        data
+    }
+
+    #[test]
+    fn a_tag_moves_a_partial_checksum_with_the_headers() {
+        let plain = tcp_with_partial_checksum();
+        let mut expected = plain.clone();
+        let header = NetHeader::parse(&plain);
+        complete_checksum(&header, &mut expected[HEADER_LEN..]);
+
+        let mut tagged = tagged(plain.clone(), Some(10));
+        assert_eq!(NetHeader::parse(&tagged).csum_start, 38);
+        let header = NetHeader::parse(&tagged);
+        complete_checksum(&header, &mut tagged[HEADER_LEN..]);
+        let tcp = HEADER_LEN + 18 + 20;
+        assert_eq!(
+            tagged[tcp + 12..tcp + 14],
+            [0x50, 0x18],
+            "data offset and flags intact"
+        );
+        assert_eq!(
+            tagged[tcp + 16..tcp + 18],
+            expected[tcp - 4 + 16..tcp - 4 + 18]
+        );
+
+        let back = untagged(super::tagged(plain.clone(), Some(10)));
+        assert_eq!(back, plain, "untagging restores header and frame");
+    }
+
+    #[test]
+    fn without_a_partial_checksum_the_header_is_left_alone() {
+        let mut plain = tcp_with_partial_checksum();
+        plain[0] = 0;
+        let tagged = tagged(plain.clone(), Some(10));
+        assert_eq!(tagged[..HEADER_LEN], plain[..HEADER_LEN]);
+        assert_eq!(untagged(tagged), plain);
     }
 }
