@@ -275,7 +275,11 @@ def one_run(order, seconds):
                 results[name] = measure(name, seconds)
                 break
             except RuntimeError as e:
-                print(f"{name}: guests failed ({str(e)[-300:]}), once more", file=sys.stderr, flush=True)
+                # What the guests reported and what went wrong, not the whole transcript.
+                said = [l for l in str(e).splitlines()
+                        if any(k in l for k in ("bench-net-", "alert", "fault", "Oops", "BUG", "iperf3"))]
+                why = "\n".join(said[-8:]) or str(e)[-300:]
+                print(f"{name}: guests failed ({why}), once more", file=sys.stderr, flush=True)
         else:
             print(f"bench-net-failed {name}", flush=True)
             sys.exit(1)
