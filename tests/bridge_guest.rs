@@ -100,17 +100,6 @@ cat out.txt
     out
 }
 
-/// `key=N` in the first line of `out` that starts with `prefix`.
-fn counter(out: &str, prefix: &str, key: &str) -> u64 {
-    let line = out
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .unwrap_or_else(|| panic!("no line {prefix:?} in:\n{out}"));
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-}
-
 #[test]
 fn partitions_on_a_bridge_talk_as_the_rules_allow_and_nothing_else_passes() {
     let client = r#"echo "net-ping $(ping -c 3 10.0.0.1 | grep transmitted)"

@@ -227,15 +227,7 @@ cat one.txt two.txt
     // TCP with segmentation offload: b's driver hands its port super-frames, which h2's uplink
     // cuts into wire frames before sealing — so h2's tunnel sends more records than port b
     // took frames, and nothing is dropped for want of a destination that takes them.
-    let counter = |prefix: &str, key: &str| -> u64 {
-        let line = out
-            .lines()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no '{prefix}' line:\n{out}"));
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {key} in: {line}"))
-    };
+    let counter = |prefix: &str, key: &str| common::counter(&out, prefix, key);
     let kbits: f64 = out
         .lines()
         .find_map(|l| l.strip_prefix("b| tun-iperf3 "))

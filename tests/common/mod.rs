@@ -196,6 +196,19 @@ pub fn rt_stats_field(line: &str, key: &str) -> Option<u64> {
         .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
+/// The number after `key=` on the first line of `out` that starts with `prefix` (counter
+/// lines such as `port b frames_in=12 drop_firewall=0 …`); panics, showing `out`, when the
+/// line or the key is missing.
+pub fn counter(out: &str, prefix: &str, key: &str) -> u64 {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?} in:\n{out}"));
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+}
+
 /// Runs a shell script inside the KVM test host (`scripts/testhost.sh run`), returning its
 /// exit status and everything it printed.
 ///

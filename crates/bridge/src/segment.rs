@@ -14,7 +14,7 @@
 //!
 //! [`MAX_FRAME`]: crate::tunnel::MAX_FRAME
 
-use bulkhead_virtio::net::{NetHeader, GSO_TCPV4, GSO_TCPV6};
+use bulkhead_virtio::net::{fold_sum, ones_complement_sum, NetHeader, GSO_TCPV4, GSO_TCPV6};
 
 const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_IPV4: u16 = 0x0800;
@@ -91,7 +91,7 @@ pub fn segment(
             put16(&mut out, layout.l3 + 2, (ip_len + tcp_len) as u16);
             put16(&mut out, layout.l3 + 4, id.wrapping_add(i as u16));
             put16(&mut out, layout.l3 + 10, 0);
-            let sum = fold(sum16(&out[layout.l3..layout.l4], 0));
+            let sum = fold_sum(ones_complement_sum(&out[layout.l3..layout.l4], 0));
             put16(&mut out, layout.l3 + 10, !sum);
         }
         put32(&mut out, layout.l4 + 4, seq.wrapping_add((i * mss) as u32));
@@ -105,7 +105,7 @@ pub fn segment(
         out[layout.l4 + 13] = f;
         put16(&mut out, layout.l4 + 16, 0);
         let pseudo = pseudo_header_sum(&out, &layout, tcp_len);
-        let sum = fold(sum16(&out[layout.l4..], pseudo));
+        let sum = fold_sum(ones_complement_sum(&out[layout.l4..], pseudo));
         put16(&mut out, layout.l4 + 16, !sum);
         emit(&out);
     }
@@ -184,29 +184,9 @@ fn pseudo_header_sum(frame: &[u8], layout: &Layout, tcp_len: usize) -> u64 {
             layout.l3 + 16..layout.l3 + 20,
         )
     };
-    let sum = sum16(&frame[src], 0);
-    let sum = sum16(&frame[dst], sum);
+    let sum = ones_complement_sum(&frame[src], 0);
+    let sum = ones_complement_sum(&frame[dst], sum);
     sum + u64::from(PROTOCOL_TCP) + tcp_len as u64
-}
-
-/// Adds the big-endian 16-bit words of `data` (an odd last byte padded with zero) to `sum`.
-fn sum16(data: &[u8], mut sum: u64) -> u64 {
-    let mut words = data.chunks_exact(2);
-    for w in &mut words {
-        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [last] = words.remainder() {
-        sum += u64::from(u16::from_be_bytes([*last, 0]));
-    }
-    sum
-}
-
-/// Folds a sum into 16 bits with end-around carry (RFC 1071).
-fn fold(mut sum: u64) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
 }
 
 fn be16(b: &[u8], at: usize) -> u16 {
@@ -289,7 +269,7 @@ mod tests {
 
     /// The RFC 1071 check over `data` plus `initial`: 0xffff when the checksum in it is right.
     fn verifies(data: &[u8], initial: u64) -> bool {
-        fold(sum16(data, initial)) == 0xffff
+        fold_sum(ones_complement_sum(data, initial)) == 0xffff
     }
 
     fn cut(frame: &[u8], header: &NetHeader) -> Vec<Vec<u8>> {
@@ -327,7 +307,7 @@ mod tests {
             );
             assert_eq!(flags & TCP_CWR != 0, i == 0, "CWR on the first only");
             assert_eq!(flags & 0x10, 0x10, "ACK on every one");
-            let pseudo = sum16(&s[l3 + 12..l3 + 20], 0) + 6 + (s.len() - l4) as u64;
+            let pseudo = ones_complement_sum(&s[l3 + 12..l3 + 20], 0) + 6 + (s.len() - l4) as u64;
             assert!(verifies(&s[l4..], pseudo), "TCP checksum of segment {i}");
             assert_eq!(s[..l3], frame[..l3]);
             joined.extend_from_slice(&s[hdrs..]);
@@ -348,7 +328,7 @@ mod tests {
             let tcp_len = s.len() - l4;
             assert_eq!(be16(s, l3 + 4) as usize, tcp_len, "IPv6 payload length");
             assert_eq!(s[12..16], [0x81, 0x00, 0x00, 10], "the tag stays");
-            let pseudo = sum16(&s[l3 + 8..l3 + 40], 0) + 6 + tcp_len as u64;
+            let pseudo = ones_complement_sum(&s[l3 + 8..l3 + 40], 0) + 6 + tcp_len as u64;
             assert!(verifies(&s[l4..], pseudo), "TCP checksum of segment {i}");
             assert_eq!(s.len() - hdrs, [1000, 1000, 500][i]);
         }
@@ -361,7 +341,7 @@ mod tests {
         let segs = cut(&frame, &gso(GSO_TCPV4, 1448));
 
         assert_eq!(segs.len(), 1);
-        let pseudo = sum16(&segs[0][26..34], 0) + 6 + (segs[0].len() - 38) as u64;
+        let pseudo = ones_complement_sum(&segs[0][26..34], 0) + 6 + (segs[0].len() - 38) as u64;
         assert!(verifies(&segs[0][38..], pseudo));
         assert_eq!(segs[0][38 + 13] & TCP_FIN, TCP_FIN);
     }

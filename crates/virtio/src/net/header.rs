@@ -134,7 +134,15 @@ pub fn complete_checksum(header: &NetHeader, frame: &mut [u8]) {
     let Some(data) = frame.get(start..) else {
         return;
     };
-    let mut sum: u64 = 0;
+    let checksum = !fold_sum(ones_complement_sum(data, 0));
+    if let Some(field) = frame.get_mut(at..at + 2) {
+        field.copy_from_slice(&checksum.to_be_bytes());
+    }
+}
+
+/// Adds `data`, as big-endian 16-bit words (an odd last byte padded with zero), to `sum`: the
+/// Internet checksum's sum (RFC 1071) before folding; start from 0 or from a pseudo-header's.
+pub fn ones_complement_sum(data: &[u8], mut sum: u64) -> u64 {
     let mut words = data.chunks_exact(2);
     for w in &mut words {
         if let [hi, lo] = w {
@@ -144,13 +152,15 @@ pub fn complete_checksum(header: &NetHeader, frame: &mut [u8]) {
     if let [last] = words.remainder() {
         sum += u64::from(u16::from_be_bytes([*last, 0]));
     }
+    sum
+}
+
+/// Folds a [`ones_complement_sum`] into 16 bits with end-around carry (RFC 1071).
+pub fn fold_sum(mut sum: u64) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
-    let checksum = !(sum as u16);
-    if let Some(field) = frame.get_mut(at..at + 2) {
-        field.copy_from_slice(&checksum.to_be_bytes());
-    }
+    sum as u16
 }
 
 #[cfg(test)]

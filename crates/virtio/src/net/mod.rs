@@ -13,7 +13,8 @@ mod vhost_user;
 pub use backend::NetBackend;
 pub use device::{Net, HEADER_LEN, MAX_FRAME_LEN, QUEUE_SIZE, RECEIVEQ, TRANSMITQ};
 pub use header::{
-    complete_checksum, NetHeader, Offloads, F_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6,
+    complete_checksum, fold_sum, ones_complement_sum, NetHeader, Offloads, F_NEEDS_CSUM, GSO_NONE,
+    GSO_TCPV4, GSO_TCPV6,
 };
 pub use vhost_user::{
     VhostUserNet, VhostUserNetError, VhostUserNetMetrics, FEATURES as VHOST_USER_FEATURES,
