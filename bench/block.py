@@ -3,13 +3,16 @@
 
   bench/block.py [--runs N] [--runtime S] [--ramp S] [--disk-mib M]
 
-On the build machine (bench/run.sh does this), every guest boot runs in a KVM test host of
-its own (scripts/testhost.sh run -- bench/block.py --one NAME), and a boot that fails is run
-again in a fresh test host: under TCG the emulated AMD-V now and then triple-faults, in the
-nested guest or in the test host itself, while the guest does heavy I/O (seen with both
-contenders, far more often with QEMU). Started inside a test host (scripts/testhost.sh run --
-bench/block.py), it boots everything there instead and can only retry guests that die.
-Either way, failed boots are counted in the output, never dropped silently.
+On the build machine (bench/run.sh does this), each run boots both contenders one after the
+other in one KVM test host of its own (scripts/testhost.sh run -- bench/block.py --pair
+A,B), so that they are compared side by side on the same emulated machine: the speed of a
+TCG test host differs by 2x and more from one boot of it to the next, far more than the
+contenders differ. A run whose test host dies is run again, both contenders, in a fresh one;
+a guest that dies is booted again in the same test host: under TCG the emulated AMD-V now and
+then triple-faults, in the nested guest or in the test host itself, while the guest does
+heavy I/O. Started inside a test host (scripts/testhost.sh run -- bench/block.py), it boots
+everything there instead. Either way, failed boots are counted in the output, never dropped
+silently.
 
 Each measurement boots, for one contender, the stock Debian kernel (vmlinux through PVH) with
 the project's initramfs, 2 vCPUs and 512 MiB, with a fresh raw image in the test host's /tmp
@@ -21,18 +24,20 @@ direct I/O through libaio, time-based. The guest prints fio's terse output on it
 console; it is parsed here.
 
   bulkhead  `bulkhead run` of a one-partition description with
-            [[partition.device]] kind = "block" (buffered reads and writes of the image on the
-            partition's one device thread, fdatasync on a flush; low criticality, so the
-            default adaptive batching window of 100 us applies; huge_pages = true, guest RAM
-            on 2 MiB pages as QEMU backs it)
+            [[partition.device]] kind = "block" (buffered reads and writes of the image, checked
+            on the partition's device thread and run by the disk's io_threads = 4 workers,
+            fdatasync on a flush; low criticality, so the default adaptive batching window of
+            100 us applies; huge_pages = true, guest RAM on 2 MiB pages as QEMU backs it)
   QEMU      Debian's qemu-system-x86_64 -M microvm with -device virtio-blk-device on a drive
             with cache=writeback,aio=threads: the same host I/O model (buffered I/O through the
             host page cache, fdatasync on a flush), from QEMU's pool of worker threads
 
-The contenders alternate, and swap order every run; each figure is the median of N runs
-(N >= 5); ratios are bulkhead / QEMU, so >= 1.0 means bulkhead moved at least as many bytes
-or I/Os. Prints a Markdown table on stdout and progress on stderr. Timings inside the test
-host are emulated (TCG): only the ratios mean anything.
+The contenders swap order every run; each figure is the median of N runs (N >= 5); ratios
+are bulkhead / QEMU (QEMU / bulkhead for the round trip), so >= 1.0 means bulkhead moved at
+least as many bytes or I/Os: the ratio of the medians, and the median of the N ratios of
+the two contenders within one run (one test host). Prints a Markdown table on stdout and
+progress on stderr. Timings inside the test host are emulated (TCG): only the ratios mean
+anything.
 """
 
 import argparse
@@ -209,23 +214,28 @@ def boot_timeout(args):
     return 90 + len(WORKLOADS) * (args.runtime + args.ramp) * 2
 
 
-def in_own_test_host(name, args, log_prefix):
-    """The same measurement, one guest boot in a test host of its own (scripts/testhost.sh
-    run -- block.py --one NAME). When the guest or the test host dies (under TCG the emulated
-    AMD-V occasionally triple-faults, in the nested guest or in the test host itself, while
-    the guest does heavy I/O), a fresh test host boots it again. Returns (figures, vda line,
-    wall seconds, {failure kind: count})."""
-    cmd = [os.path.join(REPO, "scripts/testhost.sh"), "run", "--timeout", str(boot_timeout(args) + 120),
-           "--", "/usr/bin/python3", os.path.abspath(__file__), "--one", name, "--runtime", str(args.runtime),
-           "--ramp", str(args.ramp), "--disk-mib", str(args.disk_mib)]
+def pair_in_test_host(names, args, log_prefix):
+    """One run: the contenders `names`, in that order, in one test host of its own
+    (scripts/testhost.sh run -- block.py --pair A,B); a guest that dies is booted again there.
+    When the test host dies, or a guest dies MAX_ATTEMPTS times, the whole run goes to a fresh
+    test host. Returns ({name: (figures, vda line, wall seconds)}, {failure kind: count})."""
+    timeout = len(names) * MAX_ATTEMPTS * boot_timeout(args) + 120
+    cmd = [os.path.join(REPO, "scripts/testhost.sh"), "run", "--timeout", str(timeout),
+           "--", "/usr/bin/python3", os.path.abspath(__file__), "--pair", ",".join(names), "--runtime",
+           str(args.runtime), "--ramp", str(args.ramp), "--disk-mib", str(args.disk_mib)]
     failures = {}
     while True:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         out = proc.stdout.decode(errors="replace")
+        got = {}
         for line in out.splitlines():
             if line.startswith(RESULT_MARK):
                 r = json.loads(line[len(RESULT_MARK):])
-                return r["figures"], r["vda"], r["wall"], failures
+                got[r["name"]] = (r["figures"], r["vda"], r["wall"])
+                if r["retried"]:
+                    failures["guest died"] = failures.get("guest died", 0) + r["retried"]
+        if len(got) == len(names):
+            return got, failures
         if FAILED_MARK in out:
             kind = "guest died"
         elif proc.returncode == 124:
@@ -234,8 +244,8 @@ def in_own_test_host(name, args, log_prefix):
             kind = "test host died"
         failures[kind] = failures.get(kind, 0) + 1
         if sum(failures.values()) >= HOST_ATTEMPTS:
-            raise RuntimeError(f"{name}: {HOST_ATTEMPTS} failed boots in a row ({failures}); last output:\n{out[-3000:]}")
-        print(f"{log_prefix}{name}: {kind} (testhost.sh exit {proc.returncode}), in a fresh test host again",
+            raise RuntimeError(f"{names}: {HOST_ATTEMPTS} failed runs ({failures}); last output:\n{out[-3000:]}")
+        print(f"{log_prefix}{kind} (testhost.sh exit {proc.returncode}), the run again in a fresh test host",
               file=sys.stderr)
 
 
@@ -245,20 +255,22 @@ def main():
     parser.add_argument("--runtime", type=int, default=10, help="seconds each fio job measures (default 10)")
     parser.add_argument("--ramp", type=int, default=2, help="seconds each fio job runs before measuring (default 2)")
     parser.add_argument("--disk-mib", type=int, default=256, help="size of the raw image (default 256)")
-    parser.add_argument("--one", choices=list(CONTENDERS), help=argparse.SUPPRESS)
+    parser.add_argument("--pair", help=argparse.SUPPRESS)
     args = parser.parse_args()
     inside = os.environ.get("BULKHEAD_TESTHOST") == "1"
-    if inside or args.one:
+    if inside or args.pair:
         for f in (BULKHEAD, VMLINUX, INITRD):
             if not os.path.exists(f):
                 sys.exit(f"block.py: {f} is missing (cargo build --release; scripts/build-images.sh)")
-    if args.one:  # one guest boot, inside a test host started by in_own_test_host
-        try:
-            figures, vda, wall, _ = boot_with_retries(args.one, args, "", attempts=1)
-        except (RuntimeError, subprocess.TimeoutExpired) as e:
-            print(f"{FAILED_MARK}{str(e)[-1500:]}", flush=True)
-            sys.exit(1)
-        print(RESULT_MARK + json.dumps({"figures": figures, "vda": vda, "wall": wall}), flush=True)
+    if args.pair:  # one run, inside a test host started by pair_in_test_host
+        for name in args.pair.split(","):
+            try:
+                figures, vda, wall, retried = boot_with_retries(name, args, "")
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                print(f"{FAILED_MARK}{str(e)[-1500:]}", flush=True)
+                sys.exit(1)
+            print(RESULT_MARK + json.dumps({"name": name, "figures": figures, "vda": vda, "wall": wall,
+                                            "retried": retried}), flush=True)
         return
     if args.runs < 5:
         parser.error("--runs must be at least 5 (medians of fewer runs are not reported)")
@@ -266,23 +278,28 @@ def main():
     fio = fio_command(args.runtime, args.ramp)
     print(f"guest: fio {fio.split('fio ', 1)[1]}", file=sys.stderr)
     print(f"QEMU: {QEMU} {' '.join(qemu_args('DISK', 'CMDLINE'))}", file=sys.stderr)
-    print("mode: " + ("all boots in this test host" if inside else "each boot in a test host of its own"),
+    print("mode: " + ("all boots in this test host" if inside else "each run in a test host of its own"),
           file=sys.stderr)
 
     results = {name: {job: [] for job, _, _ in WORKLOADS} for name in CONTENDERS}
     vda = {}
-    failures = {name: {} for name in CONTENDERS}
     order = list(CONTENDERS)
+    run_failures = {}
     for run in range(args.runs):
-        for name in order:
-            prefix = f"run {run + 1}/{args.runs}: "
-            if inside:
-                figures, vda[name], wall, retried = boot_with_retries(name, args, prefix)
-                failed = {"guest died": retried} if retried else {}
-            else:
-                figures, vda[name], wall, failed = in_own_test_host(name, args, prefix)
+        prefix = f"run {run + 1}/{args.runs}: "
+        if inside:
+            got = {}
+            for name in order:
+                figures, vda_line, wall, retried = boot_with_retries(name, args, prefix)
+                got[name] = (figures, vda_line, wall)
+                if retried:
+                    run_failures["guest died"] = run_failures.get("guest died", 0) + retried
+        else:
+            got, failed = pair_in_test_host(order, args, prefix)
             for kind, n in failed.items():
-                failures[name][kind] = failures[name].get(kind, 0) + n
+                run_failures[kind] = run_failures.get(kind, 0) + n
+        for name in order:
+            figures, vda[name], wall = got[name]
             for job, _, _ in WORKLOADS:
                 results[name][job].append(figures[job])
             summary = ", ".join(f"{job} {figures[job]:.0f}" for job, _, _ in WORKLOADS)
@@ -294,22 +311,23 @@ def main():
           f"host's tmpfs; median of {args.runs} (emulated time: compare side by side only; "
           f"ratio = bulkhead / QEMU for throughput, QEMU / bulkhead for latency: >= 1.0 means bulkhead is at least "
           f"as fast):\n")
-    print("| workload | unit | bulkhead | QEMU -M microvm | ratio |")
-    print("|---|---|---|---|---|")
+    def ratio(job, b, q):
+        return q / b if job in LATENCY_JOBS else b / q
+
+    print("| workload | unit | bulkhead | QEMU -M microvm | ratio of medians | median of run ratios |")
+    print("|---|---|---|---|---|---|")
     for job, _, unit in WORKLOADS:
         b = statistics.median(results["bulkhead"][job])
         q = statistics.median(results["QEMU"][job])
-        ratio = q / b if job in LATENCY_JOBS else b / q
-        print(f"| {LABELS[job]} | {unit} | {b:.0f} | {q:.0f} | {ratio:.2f} |")
+        per_run = statistics.median(ratio(job, rb, rq) for rb, rq in zip(results["bulkhead"][job], results["QEMU"][job]))
+        print(f"| {LABELS[job]} | {unit} | {b:.0f} | {q:.0f} | {ratio(job, b, q):.2f} | {per_run:.2f} |")
     print()
     for name in CONTENDERS:
         runs = "; ".join(f"{job} " + " ".join(f"{v:.0f}" for v in results[name][job]) for job, _, _ in WORKLOADS)
         print(f"Runs, {name}: {runs}.  ")
     print(f"Guest queue set-up: bulkhead `{vda.get('bulkhead')}`; QEMU `{vda.get('QEMU')}`.  ")
-    def failed(name):
-        return ", ".join(f"{kind} {n}" for kind, n in sorted(failures[name].items())) or "none"
-    print(f"Failed boots, each run again (not counted above): bulkhead: {failed('bulkhead')}; "
-          f"QEMU: {failed('QEMU')}.")
+    failed = ", ".join(f"{kind} {n}" for kind, n in sorted(run_failures.items())) or "none"
+    print(f"Failed boots and test hosts, each run again (not counted above): {failed}.")
 
 
 if __name__ == "__main__":

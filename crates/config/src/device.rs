@@ -43,7 +43,7 @@ const KINDS: &[(&str, Kind)] = &[
     ("vsock", Kind::Vsock),
 ];
 
-const BLOCK_KEYS: &[&str] = &["kind", "path", "read_only", "id", "batch_us"];
+const BLOCK_KEYS: &[&str] = &["kind", "path", "read_only", "id", "batch_us", "io_threads"];
 const RNG_KEYS: &[&str] = &["kind", "max_bytes_per_request"];
 const CONSOLE_KEYS: &[&str] = &["kind"];
 const NET_KEYS: &[&str] = &["kind", "mac", "tap", "link", "bridge"];
@@ -362,6 +362,9 @@ fn read_block(
     let batch_us = fields
         .integer(report, "batch_us", rules::BATCH_US_RANGE)
         .map(|b| b.map(|b| b.value));
+    let io_threads = fields
+        .integer(report, "io_threads", rules::IO_THREADS_RANGE)
+        .map(|t| t.map_or(rules::DEFAULT_IO_THREADS, |t| t.value));
     let path = read_path(report, fields, "path", owner.base);
     let path = fields.required(report, "path", path)?;
     // With an unusable `read_only`, the image is still checked, but only for reading.
@@ -382,6 +385,7 @@ fn read_block(
         path: path.value,
         read_only,
         batch_us: batch_us?,
+        io_threads: io_threads?,
         id,
     }))
 }

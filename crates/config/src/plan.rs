@@ -523,6 +523,10 @@ pub struct BlockPlan {
     /// its batch (in [`crate::rules::BATCH_US_RANGE`]); `None`: the partition's default
     /// (0 for high criticality, [`crate::rules::DEFAULT_BATCH_US`] otherwise).
     pub batch_us: Option<u32>,
+    /// Host threads that run the disk's I/O, so that several requests are in flight at once
+    /// (in [`crate::rules::IO_THREADS_RANGE`], default [`crate::rules::DEFAULT_IO_THREADS`]);
+    /// 0: all of it on the partition's device thread.
+    pub io_threads: u32,
 }
 
 /// A virtio-rng device.

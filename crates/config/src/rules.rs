@@ -58,6 +58,12 @@ pub const DEFAULT_BATCH_US: u32 = 100;
 /// Accepted `batch_us` values of a `block` device: up to 10 ms.
 pub const BATCH_US_RANGE: std::ops::RangeInclusive<u32> = 0..=10_000;
 
+/// `io_threads` of a `block` device that does not set it.
+pub const DEFAULT_IO_THREADS: u32 = 4;
+
+/// Accepted `io_threads` values of a `block` device (64: QEMU's thread pool bound).
+pub const IO_THREADS_RANGE: std::ops::RangeInclusive<u32> = 0..=64;
+
 /// Accepted `major_frame_us` values of a time-windows `[[schedule]]`: 1 ms to 10 s.
 pub const MAJOR_FRAME_US_RANGE: std::ops::RangeInclusive<u32> = 1_000..=10_000_000;
 

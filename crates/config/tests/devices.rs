@@ -166,6 +166,37 @@ fn block_batch_window_above_ten_milliseconds_is_refused() {
 }
 
 #[test]
+fn block_device_has_four_io_threads_unless_given() {
+    let fixture = Fixture::new();
+
+    let default = fixture.accept(&linux_with(BLOCK));
+    let given = fixture.accept(&linux_with(&format!("{BLOCK}io_threads = 0\n")));
+
+    let (DeviceKind::Block(default), DeviceKind::Block(given)) =
+        (linux_device(&default, 0), linux_device(&given, 0))
+    else {
+        panic!("not block devices");
+    };
+    assert_eq!((default.io_threads, given.io_threads), (4, 0));
+}
+
+#[test]
+fn block_io_threads_above_64_are_refused() {
+    let fixture = Fixture::new();
+    let text = linux_with(&format!("{BLOCK}io_threads = 65\n"));
+
+    let problem = fixture.only_problem(&text);
+
+    assert_eq!(
+        (pinned(&problem).1, problem.message.as_str()),
+        (
+            "partition[1] (\"linux\").device[0].io_threads",
+            "65 is out of range; accepted values are 0 to 64"
+        )
+    );
+}
+
+#[test]
 fn rng_device_gives_4096_bytes_per_request_by_default() {
     let fixture = Fixture::new();
 
@@ -428,7 +459,7 @@ fn key_of_another_kind_is_an_unknown_key_for_this_kind() {
         (
             26,
             "partition[1] (\"linux\").device[0].mac",
-            "unknown key for a block device; accepted keys are kind, path, read_only, id, batch_us"
+            "unknown key for a block device; accepted keys are kind, path, read_only, id, batch_us, io_threads"
         )
     );
 }

@@ -388,6 +388,7 @@ fn create_device(
     Ok(match &plan.kind {
         DeviceKind::Block(b) => Box::new(
             Block::new(&b.path, b.read_only, &b.id)
+                .and_then(|block| block.with_io_threads(b.io_threads as usize))
                 .map_err(|e| PartitionError::Device(plan.index, e.to_string()))?,
         ),
         DeviceKind::Rng(r) => Box::new(Rng::new(r.max_bytes_per_request)),

@@ -8,13 +8,9 @@
 //! cannot hold the device thread. When the cap stops a call with chains still available,
 //! [`DeviceQueue::pending`] says so and the caller must come back.
 //!
-//! A device that moves a lot of data per chain (block) can ask for early publication
-//! ([`DeviceQueue::publish_early`]): once a call has served half of the chains that were
-//! available when it began, and they carried at least the given number of bytes, it publishes
-//! them (interrupting the driver if it asked) and ends with the rest pending, so the caller
-//! comes straight back. The driver then refills the half it got back while the device works on
-//! the other half, instead of waiting for the whole batch: double buffering. Small requests
-//! never reach the byte floor, so their batches still complete with one interrupt.
+//! A device that finishes chains later, off the device thread (block, `block/pool.rs`), takes
+//! them with [`Served::InFlight`] and hands each back with [`DeviceQueue::complete`], then asks
+//! [`DeviceQueue::notify_needed`] once for all it handed back.
 //!
 //! `virtio-queue` already refuses an available index more than the queue size ahead
 //! (`InvalidAvailRingIndex`, counted as [`Fault::AvailIndex`]); every other check on a chain
@@ -33,6 +29,8 @@ pub(crate) enum Served {
     Used(u32),
     /// Not now (e.g. console input is empty): leave it, and every later chain, available.
     Deferred,
+    /// Taken: the device returns it later with [`DeviceQueue::complete`].
+    InFlight,
 }
 
 /// One queue of an active device.
@@ -41,10 +39,8 @@ pub(crate) struct DeviceQueue {
     queue: Queue,
     indirect_allowed: bool,
     pending: bool,
-    /// Chains used by the last [`DeviceQueue::serve`].
+    /// Chains used or taken in flight by the last [`DeviceQueue::serve`].
     last_served: u32,
-    /// Publish half a batch early once it carried this many bytes (`None`: never).
-    publish_early: Option<u64>,
 }
 
 impl DeviceQueue {
@@ -56,18 +52,10 @@ impl DeviceQueue {
             indirect_allowed: acked_features & FEATURE_INDIRECT_DESC != 0,
             pending: false,
             last_served: 0,
-            publish_early: None,
         }
     }
 
-    /// Publishes half of a batch early once its chains carried at least `min_bytes` (see the
-    /// module documentation).
-    pub fn publish_early(mut self, min_bytes: u64) -> Self {
-        self.publish_early = Some(min_bytes);
-        self
-    }
-
-    /// Chains the last [`DeviceQueue::serve`] returned to the driver.
+    /// Chains the last [`DeviceQueue::serve`] returned to the driver or took in flight.
     pub fn last_served(&self) -> u32 {
         self.last_served
     }
@@ -97,12 +85,6 @@ impl DeviceQueue {
         };
         let mut budget = self.queue.size();
         let mut used_any = false;
-        // Early publication: after `half` chains carrying `min_bytes` (see the module docs).
-        let early = match self.publish_early {
-            Some(min_bytes) => Some((self.available(mem)?.div_ceil(2), min_bytes)),
-            None => None,
-        };
-        let mut moved = 0u64;
         loop {
             self.queue
                 .disable_notification(mem)
@@ -122,17 +104,10 @@ impl DeviceQueue {
                         used_any = true;
                         self.last_served += 1;
                         budget -= 1;
-                        moved += u64::from(chain.readable_len()) + u64::from(chain.writable_len());
-                        if early.is_some_and(|(half, min_bytes)| {
-                            self.last_served >= half && moved >= min_bytes
-                        }) {
-                            // Notifications stay disabled: the caller comes straight back.
-                            self.pending = true;
-                            return self
-                                .queue
-                                .needs_notification(mem)
-                                .map_err(DeviceError::QueueAccess);
-                        }
+                    }
+                    Served::InFlight => {
+                        self.last_served += 1;
+                        budget -= 1;
                     }
                     Served::Deferred => {
                         self.queue.go_to_previous_position();
@@ -163,8 +138,27 @@ impl DeviceQueue {
             .map_err(DeviceError::QueueAccess)
     }
 
+    /// Returns a chain taken with [`Served::InFlight`], `len` bytes written into it.
+    pub fn complete(
+        &mut self,
+        mem: &GuestMemoryMmap,
+        head: u16,
+        len: u32,
+    ) -> Result<(), DeviceError> {
+        self.queue
+            .add_used(mem, head, len)
+            .map_err(DeviceError::QueueAccess)
+    }
+
+    /// After [`DeviceQueue::complete`]s: whether the driver must be interrupted.
+    pub fn notify_needed(&mut self, mem: &GuestMemoryMmap) -> Result<bool, DeviceError> {
+        self.queue
+            .needs_notification(mem)
+            .map_err(DeviceError::QueueAccess)
+    }
+
     /// Chains the driver has made available and the device not yet taken.
-    fn available(&self, mem: &GuestMemoryMmap) -> Result<u32, DeviceError> {
+    pub fn available(&self, mem: &GuestMemoryMmap) -> Result<u32, DeviceError> {
         let avail = self
             .queue
             .avail_idx(mem, std::sync::atomic::Ordering::Acquire)
@@ -281,37 +275,24 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_of_large_chains_is_published_half_at_a_time() {
+    fn chains_taken_in_flight_are_returned_when_completed_in_any_order() {
         let m = mem();
         let driver = Driver::new(&m, 16);
-        for i in 0..4u64 {
-            driver.add(&[(0x10000 + i * 0x1000, 0x1000, F_WRITE)]);
-        }
-        let mut q = DeviceQueue::new(driver.queue(), 0).publish_early(0x2000);
+        driver.add(&[(0x10000, 8, F_WRITE)]);
+        driver.add(&[(0x20000, 8, F_WRITE)]);
+        let mut q = DeviceQueue::new(driver.queue(), 0);
 
-        let first = q.serve(&m, |_| Ok(Served::Used(0x1000))).unwrap();
-        let used_after_first = driver.used_idx();
-        let pending_after_first = q.pending();
-        q.serve(&m, |_| Ok(Served::Used(0x1000))).unwrap();
+        let notify = q.serve(&m, |_| Ok(Served::InFlight)).unwrap();
+        let used_before = driver.used_idx();
+        q.complete(&m, 1, 8).unwrap();
+        q.complete(&m, 0, 4).unwrap();
 
-        assert!(first);
-        assert_eq!(used_after_first, 2);
-        assert!(pending_after_first);
-        assert_eq!(driver.used_idx(), 4);
-    }
-
-    #[test]
-    fn a_batch_of_small_chains_is_published_whole() {
-        let m = mem();
-        let driver = Driver::new(&m, 16);
-        for i in 0..4u64 {
-            driver.add(&[(0x10000 + i * 0x1000, 0x100, F_WRITE)]);
-        }
-        let mut q = DeviceQueue::new(driver.queue(), 0).publish_early(0x2000);
-
-        q.serve(&m, |_| Ok(Served::Used(0x100))).unwrap();
-
-        assert_eq!(driver.used_idx(), 4);
-        assert!(!q.pending());
+        assert!(!notify);
+        assert_eq!(q.last_served(), 2);
+        assert_eq!(used_before, 0);
+        assert!(q.notify_needed(&m).unwrap());
+        assert_eq!(driver.used_idx(), 2);
+        assert_eq!((driver.used_elem(0), driver.used_elem(1)), ((1, 8), (0, 4)));
+        assert_eq!(q.available(&m).unwrap(), 0);
     }
 }

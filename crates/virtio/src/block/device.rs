@@ -1,6 +1,10 @@
 //! The block device's core: opening and locking the image, features and configuration space
-//! (virtio 1.2 §5.2.3, §5.2.4), lifecycle. Requests are served on the partition's device
-//! thread inside [`VirtioDevice::process_queue`], by `request.rs`.
+//! (virtio 1.2 §5.2.3, §5.2.4), lifecycle. Requests are checked on the partition's device
+//! thread inside [`VirtioDevice::process_queue`] (`request.rs`); their host I/O runs there
+//! too, or, with [`Block::with_io_threads`], on the disk's pool of workers (`pool.rs`), which
+//! hand them back through [`VirtioDevice::process_backend`]. A lone request, with nothing else
+//! in flight, still runs on the device thread: a guest that waits for each request does not
+//! pay two thread hand-offs per request.
 //!
 //! The image is a raw file whose size is a multiple of 512 bytes; its size is the capacity.
 //! It is locked for as long as the device lives (`flock(2)`): exclusively when writable,
@@ -8,7 +12,9 @@
 //! image another reads.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO,
@@ -19,8 +25,9 @@ use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
 
 use super::metrics::BlockMetrics;
-use super::request::{self, Disk};
-use crate::queue::DeviceQueue;
+use super::pool::{Job, Pool};
+use super::request::{Disk, Request};
+use crate::queue::{DeviceQueue, Served};
 use crate::{read_config_bytes, DeviceError, VirtioDevice, COMMON_FEATURES};
 
 /// Bytes per sector: the unit of `sector` and `capacity` (§5.2.4), and `blk_size`.
@@ -43,11 +50,10 @@ pub const MAX_WRITE_ZEROES_SEG: u32 = 1;
 /// Length of the `GET_ID` string (§5.2.6: `VIRTIO_BLK_ID_BYTES`).
 pub const ID_BYTES: usize = 20;
 
+/// Most I/O workers one disk may have.
+pub const MAX_IO_THREADS: usize = 64;
+
 const QUEUE_SIZES: [u16; 1] = [QUEUE_SIZE];
-/// A batch of requests carrying at least this much data is completed half at a time, so the
-/// driver refills one half while the device moves the other (`queue.rs`, "early
-/// publication"). Batches of small requests stay below it and complete with one interrupt.
-const PUBLISH_EARLY_BYTES: u64 = 1 << 20;
 /// `struct virtio_blk_config` up to `write_zeroes_may_unmap` and its padding (§5.2.4).
 const CONFIG_SIZE: usize = 60;
 
@@ -84,12 +90,22 @@ pub enum BlockError {
     Size { path: PathBuf, size: u64 },
     #[error("disk ID {id:?} is longer than 20 bytes")]
     IdTooLong { id: String },
+    #[error("cannot create the I/O workers' eventfd for disk image {}", path.display())]
+    Pool {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The block device.
 #[derive(Debug)]
 pub struct Block {
-    disk: Disk,
+    disk: Arc<Disk>,
+    /// The I/O workers (`None`: every request runs on the device thread).
+    pool: Option<Pool>,
+    /// Requests the workers finished and the used ring has, with no interrupt raised yet.
+    unsignalled: usize,
     path: PathBuf,
     avail_features: u64,
     config: [u8; CONFIG_SIZE],
@@ -101,7 +117,8 @@ pub struct Block {
 enum State {
     Inactive,
     Active {
-        mem: GuestMemoryMmap,
+        /// Shared with the jobs in flight, which keep it mapped.
+        mem: Arc<GuestMemoryMmap>,
         queue: DeviceQueue,
         acked_features: u64,
     },
@@ -154,19 +171,36 @@ impl Block {
             1 << VIRTIO_BLK_F_DISCARD | 1 << VIRTIO_BLK_F_WRITE_ZEROES
         };
         Ok(Block {
-            disk: Disk {
+            disk: Arc::new(Disk {
                 file,
                 capacity,
                 read_only,
                 id: disk_id,
-                helper: std::sync::OnceLock::new(),
-            },
+            }),
+            pool: None,
+            unsignalled: 0,
             path: path.to_path_buf(),
             avail_features,
             config: config_space(capacity / SECTOR_SIZE),
             state: State::Inactive,
             metrics: BlockMetrics::default(),
         })
+    }
+
+    /// Runs requests on `threads` I/O workers (at most [`MAX_IO_THREADS`]; 0: every request
+    /// on the device thread, the default). The workers start with the first request, on the
+    /// thread that serves the queue, and inherit its CPU affinity.
+    pub fn with_io_threads(mut self, threads: usize) -> Result<Block, BlockError> {
+        self.pool = match threads.min(MAX_IO_THREADS) {
+            0 => None,
+            n => Some(
+                Pool::new(Arc::clone(&self.disk), n).map_err(|source| BlockError::Pool {
+                    path: self.path.clone(),
+                    source,
+                })?,
+            ),
+        };
+        Ok(self)
     }
 
     /// Capacity in bytes.
@@ -252,8 +286,8 @@ impl VirtioDevice for Block {
             return Err(DeviceError::QueueCount { expected: 1, got });
         };
         self.state = State::Active {
-            mem,
-            queue: DeviceQueue::new(queue, acked_features).publish_early(PUBLISH_EARLY_BYTES),
+            mem: Arc::new(mem),
+            queue: DeviceQueue::new(queue, acked_features),
             acked_features,
         };
         Ok(())
@@ -262,6 +296,7 @@ impl VirtioDevice for Block {
     fn process_queue(&mut self, index: usize) -> Result<bool, DeviceError> {
         let Block {
             disk,
+            pool,
             state,
             metrics,
             ..
@@ -278,9 +313,62 @@ impl VirtioDevice for Block {
             return Ok(false);
         }
         let acked = *acked_features;
-        queue.serve(mem, |chain| {
-            request::serve(disk, mem, chain, acked, metrics)
-        })
+        // One request alone, nothing in flight: run it here (see the module documentation).
+        let alone = pool.as_ref().is_none_or(|p| p.in_flight() == 0) && queue.available(mem)? <= 1;
+        let result = queue.serve(mem, |chain| {
+            let request = Request::prepare(disk, mem, chain, acked, metrics)?;
+            let request = match pool {
+                Some(pool) if !(alone && request.moves_data()) && request.needs_io() => {
+                    let job = Job {
+                        head: chain.head,
+                        request,
+                        mem: Arc::clone(mem),
+                    };
+                    match pool.submit(job) {
+                        Ok(()) => return Ok(Served::InFlight),
+                        Err(job) => job.request,
+                    }
+                }
+                _ => request,
+            };
+            Ok(Served::Used(request.run(disk, mem, metrics)))
+        });
+        // The workers get the whole batch at once, with one wake-up each at most.
+        if let Some(pool) = pool {
+            pool.dispatch();
+        }
+        result
+    }
+
+    fn backend_fd(&self) -> Option<RawFd> {
+        self.pool.as_ref().map(Pool::done_fd)
+    }
+
+    /// Returns the requests the workers finished to the used ring. The interrupt waits until
+    /// at least half of the batch in flight is back (or all of it): the driver then reaps
+    /// and refills one half while the workers finish the other, and a batch costs the guest
+    /// two interrupts, not one per request.
+    fn process_backend(&mut self) -> Result<bool, DeviceError> {
+        let Some(pool) = &mut self.pool else {
+            return Ok(false);
+        };
+        let done = pool.take_done();
+        let State::Active { mem, queue, .. } = &mut self.state else {
+            return Ok(false);
+        };
+        if done.is_empty() {
+            return Ok(false);
+        }
+        for finished in &done {
+            self.metrics.add(&finished.metrics);
+            queue.complete(mem, finished.head, finished.used_len)?;
+        }
+        self.unsignalled += done.len();
+        if self.unsignalled < pool.in_flight() {
+            return Ok(false);
+        }
+        self.unsignalled = 0;
+        queue.notify_needed(mem)
     }
 
     fn queue_pending(&self, index: usize) -> bool {
@@ -298,6 +386,11 @@ impl VirtioDevice for Block {
     }
 
     fn reset(&mut self) {
+        // No worker may write into guest memory after the reset.
+        if let Some(pool) = &mut self.pool {
+            pool.drain();
+        }
+        self.unsignalled = 0;
         self.state = State::Inactive;
     }
 
@@ -725,6 +818,189 @@ mod tests {
 
         assert_eq!(status_byte(&m), VIRTIO_BLK_S_OK);
         assert_eq!(driver.used_elem(0), (0, 513));
+    }
+
+    // The I/O workers: a batch goes to them and comes back through `process_backend`.
+
+    /// A request at slot `i`: its header, data and status each at their own address.
+    fn slot(i: u64) -> (u64, u64, u64) {
+        (HEADER + i * 16, DATA + i * 0x1000, STATUS + i)
+    }
+
+    fn header_at(m: &GuestMemoryMmap, at: u64, request_type: u32, sector: u64) {
+        let mut h = [0u8; 16];
+        h[..4].copy_from_slice(&request_type.to_le_bytes());
+        h[8..].copy_from_slice(&sector.to_le_bytes());
+        m.write_slice(&h, GuestAddress(at)).unwrap();
+    }
+
+    /// Waits for the workers and returns what they finished to the used ring until `used`
+    /// chains are back; returns whether any of those calls asked for an interrupt.
+    fn complete_until(block: &mut Block, driver: &Driver<'_>, used: u16) -> bool {
+        assert!(
+            block.backend_fd().is_some(),
+            "a block device with workers has a backend fd"
+        );
+        let mut notify = false;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while driver.used_idx() < used {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "workers did not finish"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            notify |= block.process_backend().unwrap();
+        }
+        notify
+    }
+
+    #[test]
+    fn a_batch_of_reads_runs_on_the_workers_and_completes_through_the_backend() {
+        let m = mem();
+        let image = TempImage::new(DISK_SIZE, pattern);
+        let driver = Driver::new(&m, 16);
+        let mut block = Block::new(&image.path, false, "disk0")
+            .unwrap()
+            .with_io_threads(2)
+            .unwrap();
+        block
+            .activate(m.clone(), vec![driver.queue()], ALL_BLOCK_FEATURES)
+            .unwrap();
+        for i in 0..4 {
+            let (header, data, status) = slot(i);
+            header_at(&m, header, VIRTIO_BLK_T_IN, 2 * i);
+            m.write_obj(0xffu8, GuestAddress(status)).unwrap();
+            driver.add(&[(header, 16, 0), (data, 1024, F_WRITE), (status, 1, F_WRITE)]);
+        }
+
+        let notify_at_once = block.process_queue(0).unwrap();
+        let used_at_once = driver.used_idx();
+        let notify_later = complete_until(&mut block, &driver, 4);
+
+        assert!(!notify_at_once);
+        assert_eq!(used_at_once, 0);
+        assert!(notify_later);
+        let mut lens: Vec<_> = (0..4).map(|i| driver.used_elem(i)).collect();
+        lens.sort();
+        assert_eq!(lens, [(0, 1025), (3, 1025), (6, 1025), (9, 1025)]);
+        for i in 0..4u64 {
+            let (_, data, status) = slot(i);
+            let mut got = vec![0u8; 1024];
+            m.read_slice(&mut got, GuestAddress(data)).unwrap();
+            let at = (i as usize) * 1024;
+            assert_eq!(got, image.contents()[at..at + 1024], "request {i}");
+            assert_eq!(
+                u32::from(m.read_obj::<u8>(GuestAddress(status)).unwrap()),
+                VIRTIO_BLK_S_OK
+            );
+        }
+        assert_eq!(metric(&block, "bytes_read"), 4096);
+        assert_eq!(metric(&block, "requests_in"), 4);
+    }
+
+    #[test]
+    fn writes_on_the_workers_reach_the_image() {
+        let m = mem();
+        let image = TempImage::new(DISK_SIZE, |_| 0);
+        let driver = Driver::new(&m, 16);
+        let mut block = Block::new(&image.path, false, "disk0")
+            .unwrap()
+            .with_io_threads(3)
+            .unwrap();
+        block
+            .activate(m.clone(), vec![driver.queue()], ALL_BLOCK_FEATURES)
+            .unwrap();
+        for i in 0..3 {
+            let (header, data, status) = slot(i);
+            header_at(&m, header, VIRTIO_BLK_T_OUT, i);
+            m.write_slice(&[0x10 + i as u8; 512], GuestAddress(data))
+                .unwrap();
+            driver.add(&[(header, 16, 0), (data, 512, 0), (status, 1, F_WRITE)]);
+        }
+
+        block.process_queue(0).unwrap();
+        complete_until(&mut block, &driver, 3);
+
+        let contents = image.contents();
+        for i in 0..3usize {
+            assert!(contents[i * 512..(i + 1) * 512]
+                .iter()
+                .all(|&b| b == 0x10 + i as u8));
+        }
+        assert_eq!(metric(&block, "bytes_written"), 1536);
+    }
+
+    #[test]
+    fn a_lone_read_runs_on_the_device_thread_even_with_workers() {
+        let m = mem();
+        let image = TempImage::new(DISK_SIZE, pattern);
+        let driver = Driver::new(&m, 16);
+        let mut block = Block::new(&image.path, false, "disk0")
+            .unwrap()
+            .with_io_threads(2)
+            .unwrap();
+        block
+            .activate(m.clone(), vec![driver.queue()], ALL_BLOCK_FEATURES)
+            .unwrap();
+        header(&m, VIRTIO_BLK_T_IN, 0);
+        driver.add(&[(HEADER, 16, 0), (DATA, 512, F_WRITE), (STATUS, 1, F_WRITE)]);
+
+        let notify = block.process_queue(0).unwrap();
+
+        assert!(notify);
+        assert_eq!(driver.used_elem(0), (0, 513));
+        assert_eq!(status_byte(&m), VIRTIO_BLK_S_OK);
+    }
+
+    #[test]
+    fn a_lone_flush_goes_to_the_workers() {
+        let m = mem();
+        let image = TempImage::new(DISK_SIZE, |_| 0);
+        let driver = Driver::new(&m, 16);
+        let mut block = Block::new(&image.path, false, "disk0")
+            .unwrap()
+            .with_io_threads(1)
+            .unwrap();
+        block
+            .activate(m.clone(), vec![driver.queue()], ALL_BLOCK_FEATURES)
+            .unwrap();
+        header(&m, VIRTIO_BLK_T_FLUSH, 0);
+        driver.add(&[(HEADER, 16, 0), (STATUS, 1, F_WRITE)]);
+
+        let notify_at_once = block.process_queue(0).unwrap();
+        complete_until(&mut block, &driver, 1);
+
+        assert!(!notify_at_once);
+        assert_eq!(status_byte(&m), VIRTIO_BLK_S_OK);
+        assert_eq!(metric(&block, "requests_flush"), 1);
+    }
+
+    #[test]
+    fn reset_waits_for_the_workers_and_nothing_comes_back_after_it() {
+        let m = mem();
+        let image = TempImage::new(DISK_SIZE, |_| 0);
+        let driver = Driver::new(&m, 16);
+        let mut block = Block::new(&image.path, false, "disk0")
+            .unwrap()
+            .with_io_threads(2)
+            .unwrap();
+        block
+            .activate(m.clone(), vec![driver.queue()], ALL_BLOCK_FEATURES)
+            .unwrap();
+        for i in 0..8 {
+            let (header, data, status) = slot(i);
+            header_at(&m, header, VIRTIO_BLK_T_OUT, i);
+            driver.add(&[(header, 16, 0), (data, 512, 0), (status, 1, F_WRITE)]);
+        }
+        block.process_queue(0).unwrap();
+
+        block.reset();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let notify = block.process_backend().unwrap();
+
+        assert!(!notify);
+        assert_eq!(driver.used_idx(), 0);
+        assert_eq!(block.pool.as_ref().map(Pool::in_flight), Some(0));
     }
 
     // Hostile drivers, through the transport: each malformation class marks this device

@@ -1,7 +1,7 @@
 //! Counters of one block device.
 
 /// Block device counters.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct BlockMetrics {
     /// `requests_in`: read requests (`VIRTIO_BLK_T_IN`).
     pub requests_in: u64,
@@ -35,6 +35,24 @@ pub(crate) struct BlockMetrics {
 }
 
 impl BlockMetrics {
+    /// Adds `other`'s counts (a pool worker's, for the requests it ran).
+    pub fn add(&mut self, other: &BlockMetrics) {
+        self.requests_in += other.requests_in;
+        self.requests_out += other.requests_out;
+        self.requests_flush += other.requests_flush;
+        self.requests_get_id += other.requests_get_id;
+        self.requests_discard += other.requests_discard;
+        self.requests_write_zeroes += other.requests_write_zeroes;
+        self.requests_unsupported += other.requests_unsupported;
+        self.bytes_read += other.bytes_read;
+        self.bytes_written += other.bytes_written;
+        self.status_ioerr += other.status_ioerr;
+        self.status_unsupp += other.status_unsupp;
+        self.out_of_range += other.out_of_range;
+        self.read_only_refused += other.read_only_refused;
+        self.host_io_errors += other.host_io_errors;
+    }
+
     pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
         vec![
             ("requests_in", self.requests_in),

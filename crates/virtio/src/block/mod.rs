@@ -2,6 +2,7 @@
 
 mod device;
 mod metrics;
+mod pool;
 // The crate's one use of `unsafe`: system calls on guest buffers.
 #[allow(unsafe_code)]
 mod io;
@@ -9,5 +10,6 @@ mod request;
 
 pub use device::{
     Block, BlockError, DISCARD_SECTOR_ALIGNMENT, ID_BYTES, MAX_DISCARD_SECTORS, MAX_DISCARD_SEG,
-    MAX_WRITE_ZEROES_SECTORS, MAX_WRITE_ZEROES_SEG, QUEUE_SIZE, SECTOR_SIZE, SEG_MAX,
+    MAX_IO_THREADS, MAX_WRITE_ZEROES_SECTORS, MAX_WRITE_ZEROES_SEG, QUEUE_SIZE, SECTOR_SIZE,
+    SEG_MAX,
 };

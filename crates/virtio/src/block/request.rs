@@ -1,5 +1,9 @@
 //! Block requests (virtio 1.2 §5.2.6): layout checks and execution against the image. Pure
-//! request processing, with no queue or thread: [`serve`] takes one checked chain.
+//! request processing, with no queue or thread, in two steps: [`Request::prepare`] checks one
+//! chain on the device thread (faults, ranges, refusals: everything that needs no host I/O)
+//! and [`Request::run`] does the host I/O and writes the status byte, on the device thread or
+//! on a worker of the disk's pool (`pool.rs`). A prepared request owns what it needs (the
+//! guest buffers as addresses, not borrowed from the chain), so it can move to a worker.
 //!
 //! A request is `struct virtio_blk_req`: a 16-byte device-readable header (`type`, `reserved`,
 //! `sector`), data, and a device-writable status byte at the very end. The chain's readable
@@ -31,7 +35,7 @@ use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_WRITE_ZEROES,
     VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
 };
-use vm_memory::{GuestMemoryBackend, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 use vmm_sys_util::fallocate::{fallocate, FallocateMode};
 
 use super::device::{
@@ -41,7 +45,6 @@ use super::device::{
 use super::io;
 use super::metrics::BlockMetrics;
 use crate::chain::{Chain, Segment};
-use crate::queue::Served;
 use crate::{DeviceError, Fault};
 
 /// `struct virtio_blk_req`'s header (§5.2.6).
@@ -63,96 +66,238 @@ pub(crate) struct Disk {
     pub capacity: u64,
     pub read_only: bool,
     pub id: [u8; ID_BYTES],
-    /// Moves half of large requests: started by the first one (`None` when its thread could
-    /// not start).
-    pub helper: std::sync::OnceLock<Option<io::Helper>>,
 }
 
-/// Serves one request; the status byte is written last.
-pub(crate) fn serve(
-    disk: &Disk,
-    mem: &GuestMemoryMmap,
-    chain: &Chain,
-    acked_features: u64,
-    metrics: &mut BlockMetrics,
-) -> Result<Served, DeviceError> {
-    let readable = chain.readable_len();
-    let writable = chain.writable_len();
-    if writable == 0 {
-        return Err(if readable > HEADER_SIZE {
-            Fault::WrongDirection
-        } else {
-            Fault::MalformedRequest
-        }
-        .into());
-    }
-    if readable < HEADER_SIZE {
-        return Err(if readable + writable > HEADER_SIZE {
-            Fault::WrongDirection
-        } else {
-            Fault::MalformedRequest
-        }
-        .into());
-    }
-    let mut header = [0u8; HEADER_SIZE as usize];
-    chain
-        .read_at(mem, 0, &mut header)
-        .map_err(DeviceError::GuestMemory)?;
-    let request_type = le_u32(&header, 0);
-    let sector = le_u64(&header, 8);
-
-    let ctx = Request {
-        disk,
-        mem,
-        chain,
-        metrics,
-    };
-    let (status, data_written) = ctx.execute(request_type, sector, acked_features)?;
-    match status {
-        S_IOERR => metrics.status_ioerr += 1,
-        S_UNSUPP => metrics.status_unsupp += 1,
-        _ => {}
-    }
-    let status_at = u64::from(writable - 1);
-    chain
-        .write_at(mem, status_at, &[status])
-        .map_err(DeviceError::GuestMemory)?;
-    Ok(Served::Used(data_written + 1))
+/// A checked request: where its status byte goes and what is left to do.
+#[derive(Debug)]
+pub(crate) struct Request {
+    status_at: GuestAddress,
+    work: Work,
 }
 
-/// One request being executed.
-struct Request<'a> {
+/// What a checked request still has to do.
+#[derive(Debug)]
+enum Work {
+    /// Nothing: it was answered while checking (refused, unsupported, `GET_ID`).
+    Answered { status: u8, data_written: u32 },
+    /// Read `len` bytes at `offset` into these guest buffers.
+    Read {
+        offset: u64,
+        len: u32,
+        buffers: Vec<Segment>,
+    },
+    /// Write these guest buffers, `len` bytes, at `offset`.
+    Write {
+        offset: u64,
+        len: u32,
+        buffers: Vec<Segment>,
+    },
+    /// `fdatasync(2)`.
+    Flush,
+    /// Discard or zero these checked spans.
+    Spans {
+        discard: bool,
+        spans: [Span; MAX_SEGMENTS],
+        count: usize,
+    },
+}
+
+impl Request {
+    /// Checks the request `chain` carries. `Err`: the driver broke the protocol (the device
+    /// then needs a reset); everything else is a request, answered or with I/O to do.
+    pub fn prepare(
+        disk: &Disk,
+        mem: &GuestMemoryMmap,
+        chain: &Chain,
+        acked_features: u64,
+        metrics: &mut BlockMetrics,
+    ) -> Result<Request, DeviceError> {
+        let readable = chain.readable_len();
+        let writable = chain.writable_len();
+        if writable == 0 {
+            return Err(if readable > HEADER_SIZE {
+                Fault::WrongDirection
+            } else {
+                Fault::MalformedRequest
+            }
+            .into());
+        }
+        if readable < HEADER_SIZE {
+            return Err(if readable + writable > HEADER_SIZE {
+                Fault::WrongDirection
+            } else {
+                Fault::MalformedRequest
+            }
+            .into());
+        }
+        // The status byte is the last writable one; the walk checked it is in guest memory.
+        let status_at = chain
+            .writable_pieces(u64::from(writable - 1), 1)
+            .next()
+            .map(|piece| piece.addr)
+            .ok_or(DeviceError::DriverFault(Fault::MalformedRequest))?;
+        let mut header = [0u8; HEADER_SIZE as usize];
+        chain
+            .read_at(mem, 0, &mut header)
+            .map_err(DeviceError::GuestMemory)?;
+        let check = Check {
+            disk,
+            mem,
+            chain,
+            metrics,
+        };
+        let work = check.work(le_u32(&header, 0), le_u64(&header, 8), acked_features)?;
+        Ok(Request { status_at, work })
+    }
+
+    /// Whether host I/O is left to do (it was not answered while checking).
+    pub fn needs_io(&self) -> bool {
+        !matches!(self.work, Work::Answered { .. })
+    }
+
+    /// Whether this is a read or a write of data (not answered, not a flush or a discard).
+    pub fn moves_data(&self) -> bool {
+        matches!(self.work, Work::Read { .. } | Work::Write { .. })
+    }
+
+    /// Does the host I/O, then writes the status byte. Returns the used length: the bytes
+    /// written into the chain (data read or ID, and the status byte).
+    pub fn run(self, disk: &Disk, mem: &GuestMemoryMmap, metrics: &mut BlockMetrics) -> u32 {
+        let (status, data_written) = self.work.run(disk, mem, metrics);
+        match status {
+            S_IOERR => metrics.status_ioerr += 1,
+            S_UNSUPP => metrics.status_unsupp += 1,
+            _ => {}
+        }
+        // Inside guest memory (checked by the walk): this cannot fail while the memory is
+        // mapped, and the caller keeps it mapped.
+        let _ = mem.write_obj(status, self.status_at);
+        data_written + 1
+    }
+}
+
+impl Work {
+    /// Returns the status and the data bytes written into the chain.
+    fn run(self, disk: &Disk, mem: &GuestMemoryMmap, metrics: &mut BlockMetrics) -> (u8, u32) {
+        match self {
+            Work::Answered {
+                status,
+                data_written,
+            } => (status, data_written),
+            Work::Read {
+                offset,
+                len,
+                buffers,
+            } => {
+                let done = slices(mem, &buffers)
+                    .and_then(|slices| io::read_into(&disk.file, offset, &slices));
+                if done.is_err() {
+                    metrics.host_io_errors += 1;
+                    return (S_IOERR, 0);
+                }
+                metrics.bytes_read += u64::from(len);
+                (S_OK, len)
+            }
+            Work::Write {
+                offset,
+                len,
+                buffers,
+            } => {
+                let done = slices(mem, &buffers)
+                    .and_then(|slices| io::write_from(&disk.file, offset, &slices));
+                if done.is_err() {
+                    metrics.host_io_errors += 1;
+                    return (S_IOERR, 0);
+                }
+                metrics.bytes_written += u64::from(len);
+                (S_OK, 0)
+            }
+            Work::Flush => match disk.file.sync_data() {
+                Ok(()) => (S_OK, 0),
+                Err(_) => {
+                    metrics.host_io_errors += 1;
+                    (S_IOERR, 0)
+                }
+            },
+            Work::Spans {
+                discard,
+                spans,
+                count,
+            } => {
+                for span in spans.iter().take(count) {
+                    let done = if discard {
+                        punch(disk, span.offset, span.len)
+                    } else {
+                        write_zeroes(disk, span.offset, span.len, span.unmap)
+                    };
+                    if !done {
+                        metrics.host_io_errors += 1;
+                        return (S_IOERR, 0);
+                    }
+                }
+                (S_OK, 0)
+            }
+        }
+    }
+}
+
+/// The host mappings of guest buffers, in order.
+fn slices<'m>(
+    mem: &'m GuestMemoryMmap,
+    buffers: &[Segment],
+) -> Result<Vec<vm_memory::VolatileSlice<'m, ()>>, std::io::Error> {
+    let mut slices = Vec::new();
+    for &piece in buffers {
+        for slice in guest_slices(mem, piece) {
+            slices.push(slice.map_err(|e| std::io::Error::other(e.to_string()))?);
+        }
+    }
+    Ok(slices)
+}
+
+/// Checking one request (device thread).
+struct Check<'a> {
     disk: &'a Disk,
     mem: &'a GuestMemoryMmap,
     chain: &'a Chain,
     metrics: &'a mut BlockMetrics,
 }
 
-impl<'a> Request<'a> {
-    /// Returns the status and the data bytes written into the chain.
-    fn execute(
+const fn answered(status: u8) -> Work {
+    Work::Answered {
+        status,
+        data_written: 0,
+    }
+}
+
+impl Check<'_> {
+    fn work(
         self,
         request_type: u32,
         sector: u64,
         acked_features: u64,
-    ) -> Result<(u8, u32), DeviceError> {
+    ) -> Result<Work, DeviceError> {
         let data_in = self.chain.writable_len() - 1;
         let data_out = self.chain.readable_len() - HEADER_SIZE;
         match request_type {
             VIRTIO_BLK_T_IN => {
                 self.expect_data_out(0)?;
                 self.metrics.requests_in += 1;
-                let status = self.read(sector, data_in)?;
-                Ok((status, if status == S_OK { data_in } else { 0 }))
+                Ok(self.read(sector, data_in))
             }
             VIRTIO_BLK_T_OUT => {
                 self.expect_data_in(0)?;
                 self.metrics.requests_out += 1;
-                Ok((self.write(sector, data_out)?, 0))
+                Ok(self.write(sector, data_out))
             }
             VIRTIO_BLK_T_FLUSH => {
                 self.metrics.requests_flush += 1;
-                Ok((self.flush(), 0))
+                // Nothing of a read-only disk can be dirty.
+                Ok(if self.disk.read_only {
+                    answered(S_OK)
+                } else {
+                    Work::Flush
+                })
             }
             VIRTIO_BLK_T_GET_ID => {
                 self.expect_data_out(0)?;
@@ -163,7 +308,10 @@ impl<'a> Request<'a> {
                     .chain
                     .write_at(self.mem, 0, id)
                     .map_err(DeviceError::GuestMemory)?;
-                Ok((S_OK, written as u32))
+                Ok(Work::Answered {
+                    status: S_OK,
+                    data_written: written as u32,
+                })
             }
             VIRTIO_BLK_T_DISCARD | VIRTIO_BLK_T_WRITE_ZEROES => {
                 let discard = request_type == VIRTIO_BLK_T_DISCARD;
@@ -178,14 +326,14 @@ impl<'a> Request<'a> {
                     VIRTIO_BLK_F_WRITE_ZEROES
                 };
                 if acked_features & (1u64 << feature) == 0 {
-                    return Ok((S_UNSUPP, 0));
+                    return Ok(answered(S_UNSUPP));
                 }
                 self.expect_data_in(0)?;
-                Ok((self.discard_or_zero(discard, data_out)?, 0))
+                self.discard_or_zero(discard, data_out)
             }
             _ => {
                 self.metrics.requests_unsupported += 1;
-                Ok((S_UNSUPP, 0))
+                Ok(answered(S_UNSUPP))
             }
         }
     }
@@ -222,82 +370,36 @@ impl<'a> Request<'a> {
         offset
     }
 
-    fn read(mut self, sector: u64, len: u32) -> Result<u8, DeviceError> {
+    fn read(mut self, sector: u64, len: u32) -> Work {
         let Some(offset) = self.range(sector, u64::from(len)) else {
-            return Ok(S_IOERR);
+            return answered(S_IOERR);
         };
-        let slices = self.slices(self.chain.writable_pieces(0, u64::from(len)))?;
-        if io::read_into(&self.disk.file, offset, &slices, self.helper(len)).is_err() {
-            self.metrics.host_io_errors += 1;
-            return Ok(S_IOERR);
+        Work::Read {
+            offset,
+            len,
+            buffers: self.chain.writable_pieces(0, u64::from(len)).collect(),
         }
-        self.metrics.bytes_read += u64::from(len);
-        Ok(S_OK)
     }
 
-    /// The disk's helper thread for a read of `len` bytes, if it is large enough to split.
-    /// Writes are never split: buffered writes to one file take the inode's lock, so a second
-    /// writer would only wait for the first.
-    fn helper(&self, len: u32) -> Option<&'a io::Helper> {
-        if (len as usize) < io::SPLIT_BYTES {
-            return None;
-        }
-        self.disk
-            .helper
-            .get_or_init(|| io::Helper::spawn().ok())
-            .as_ref()
-    }
-
-    /// The host mappings of the guest buffers `pieces` covers, in order.
-    fn slices(
-        &self,
-        pieces: crate::chain::Pieces<'_>,
-    ) -> Result<Vec<vm_memory::VolatileSlice<'a, ()>>, DeviceError> {
-        let mut slices = Vec::new();
-        for piece in pieces {
-            for slice in guest_slices(self.mem, piece) {
-                slices.push(slice.map_err(DeviceError::GuestMemory)?);
-            }
-        }
-        Ok(slices)
-    }
-
-    fn write(mut self, sector: u64, len: u32) -> Result<u8, DeviceError> {
+    fn write(mut self, sector: u64, len: u32) -> Work {
         if self.disk.read_only {
             self.metrics.read_only_refused += 1;
-            return Ok(S_IOERR);
+            return answered(S_IOERR);
         }
         let Some(offset) = self.range(sector, u64::from(len)) else {
-            return Ok(S_IOERR);
+            return answered(S_IOERR);
         };
-        let pieces = self
-            .chain
-            .readable_pieces(u64::from(HEADER_SIZE), u64::from(len));
-        let slices = self.slices(pieces)?;
-        if io::write_from(&self.disk.file, offset, &slices, None).is_err() {
-            self.metrics.host_io_errors += 1;
-            return Ok(S_IOERR);
-        }
-        self.metrics.bytes_written += u64::from(len);
-        Ok(S_OK)
-    }
-
-    /// `fdatasync(2)`: what the guest wrote before the flush survives a crash of the monitor
-    /// (and of the host, as far as the host's storage keeps its promises).
-    fn flush(self) -> u8 {
-        if self.disk.read_only {
-            return S_OK;
-        }
-        match self.disk.file.sync_data() {
-            Ok(()) => S_OK,
-            Err(_) => {
-                self.metrics.host_io_errors += 1;
-                S_IOERR
-            }
+        Work::Write {
+            offset,
+            len,
+            buffers: self
+                .chain
+                .readable_pieces(u64::from(HEADER_SIZE), u64::from(len))
+                .collect(),
         }
     }
 
-    fn discard_or_zero(mut self, discard: bool, data_len: u32) -> Result<u8, DeviceError> {
+    fn discard_or_zero(mut self, discard: bool, data_len: u32) -> Result<Work, DeviceError> {
         let max_segments = if discard {
             MAX_DISCARD_SEG
         } else {
@@ -306,7 +408,7 @@ impl<'a> Request<'a> {
         let segments = data_len / SEGMENT_SIZE;
         if data_len == 0 || !data_len.is_multiple_of(SEGMENT_SIZE) || segments > max_segments {
             self.metrics.out_of_range += 1;
-            return Ok(S_IOERR);
+            return Ok(answered(S_IOERR));
         }
         // Check every segment before touching the disk.
         let mut spans = [Span::default(); MAX_SEGMENTS];
@@ -328,7 +430,7 @@ impl<'a> Request<'a> {
                 VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP
             };
             if flags & !allowed_flags != 0 {
-                return Ok(S_UNSUPP);
+                return Ok(answered(S_UNSUPP));
             }
             let max_sectors = if discard {
                 MAX_DISCARD_SECTORS
@@ -337,11 +439,11 @@ impl<'a> Request<'a> {
             };
             if num_sectors > max_sectors {
                 self.metrics.out_of_range += 1;
-                return Ok(S_IOERR);
+                return Ok(answered(S_IOERR));
             }
             let len = u64::from(num_sectors) * SECTOR_SIZE;
             let Some(offset) = self.range(sector, len) else {
-                return Ok(S_IOERR);
+                return Ok(answered(S_IOERR));
             };
             *span = Span {
                 offset,
@@ -351,55 +453,48 @@ impl<'a> Request<'a> {
         }
         if self.disk.read_only {
             self.metrics.read_only_refused += 1;
-            return Ok(S_IOERR);
+            return Ok(answered(S_IOERR));
         }
-        for span in spans.iter().take(segments as usize) {
-            let done = if discard {
-                self.discard(span.offset, span.len)
-            } else {
-                self.write_zeroes(span.offset, span.len, span.unmap)
-            };
-            if !done {
-                self.metrics.host_io_errors += 1;
-                return Ok(S_IOERR);
-            }
-        }
-        Ok(S_OK)
+        Ok(Work::Spans {
+            discard,
+            spans,
+            count: segments as usize,
+        })
     }
+}
 
-    /// Deallocates the range. A file system that cannot punch holes makes this a no-op,
-    /// which a discard allows (§5.2.6.2: the device may ignore it).
-    fn discard(&self, offset: u64, len: u64) -> bool {
-        match fallocate(&self.disk.file, FallocateMode::PunchHole, true, offset, len) {
-            Ok(()) => true,
-            Err(e) => std::io::Error::from_raw_os_error(e.errno()).kind() == ErrorKind::Unsupported,
-        }
+/// Deallocates the range. A file system that cannot punch holes makes this a no-op, which a
+/// discard allows (§5.2.6.2: the device may ignore it).
+fn punch(disk: &Disk, offset: u64, len: u64) -> bool {
+    match fallocate(&disk.file, FallocateMode::PunchHole, true, offset, len) {
+        Ok(()) => true,
+        Err(e) => std::io::Error::from_raw_os_error(e.errno()).kind() == ErrorKind::Unsupported,
     }
+}
 
-    /// Makes the range read as zeros: a hole when the driver allows unmapping, else
-    /// zero-range, else plain writes of zeros.
-    fn write_zeroes(&self, offset: u64, len: u64, unmap: bool) -> bool {
-        let mode = if unmap {
-            FallocateMode::PunchHole
-        } else {
-            FallocateMode::ZeroRange
+/// Makes the range read as zeros: a hole when the driver allows unmapping, else zero-range,
+/// else plain writes of zeros.
+fn write_zeroes(disk: &Disk, offset: u64, len: u64, unmap: bool) -> bool {
+    let mode = if unmap {
+        FallocateMode::PunchHole
+    } else {
+        FallocateMode::ZeroRange
+    };
+    if fallocate(&disk.file, mode, true, offset, len).is_ok() {
+        return true;
+    }
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(ZEROS.len() as u64) as usize;
+        let Some(zeros) = ZEROS.get(..n) else {
+            return false;
         };
-        if fallocate(&self.disk.file, mode, true, offset, len).is_ok() {
-            return true;
+        if disk.file.write_all_at(zeros, offset + done).is_err() {
+            return false;
         }
-        let mut done = 0u64;
-        while done < len {
-            let n = (len - done).min(ZEROS.len() as u64) as usize;
-            let Some(zeros) = ZEROS.get(..n) else {
-                return false;
-            };
-            if self.disk.file.write_all_at(zeros, offset + done).is_err() {
-                return false;
-            }
-            done += n as u64;
-        }
-        true
+        done += n as u64;
     }
+    true
 }
 
 /// One checked discard or write-zeroes segment, in bytes.
