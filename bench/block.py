@@ -252,8 +252,8 @@ def pair_in_test_host(names, args, log_prefix):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--runtime", type=int, default=10, help="seconds each fio job measures (default 10)")
-    parser.add_argument("--ramp", type=int, default=2, help="seconds each fio job runs before measuring (default 2)")
+    parser.add_argument("--runtime", type=int, default=6, help="seconds each fio job measures (default 6)")
+    parser.add_argument("--ramp", type=int, default=1, help="seconds each fio job runs before measuring (default 1)")
     parser.add_argument("--disk-mib", type=int, default=256, help="size of the raw image (default 256)")
     parser.add_argument("--pair", help=argparse.SUPPRESS)
     args = parser.parse_args()

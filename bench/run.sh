@@ -16,7 +16,7 @@ echo
 echo
 scripts/testhost.sh run --timeout 3000 -- /usr/bin/python3 bench/boot.py linux --runs "$RUNS"
 echo
-# Each boot in a test host of its own (block.py starts them): one that dies is booted again.
+# Each run boots both contenders in one test host of its own (block.py starts them); a run whose test host dies is run again.
 /usr/bin/python3 bench/block.py --runs "$RUNS"
 echo
 # Two partitions over a direct link against two QEMU guests on a Linux bridge (vhost off/on),
