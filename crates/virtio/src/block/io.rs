@@ -12,27 +12,11 @@ use std::os::fd::{AsRawFd, RawFd};
 use vm_memory::VolatileSlice;
 
 /// Most buffers per system call (Linux's `UIO_MAXIOV`).
-const IOV_MAX: usize = 1024;
+pub(crate) const IOV_MAX: usize = 1024;
 
-/// Fills `slices`, in order, from `file` starting at `offset`.
-pub(crate) fn read_into(
-    file: &File,
-    offset: u64,
-    slices: &[VolatileSlice<'_, ()>],
-) -> Result<(), Error> {
-    transfer(file, offset, slices, false)
-}
-
-/// Writes `slices`, in order, to `file` starting at `offset`.
-pub(crate) fn write_from(
-    file: &File,
-    offset: u64,
-    slices: &[VolatileSlice<'_, ()>],
-) -> Result<(), Error> {
-    transfer(file, offset, slices, true)
-}
-
-fn transfer(
+/// Writes `slices`, in order, to `file` starting at `offset` (`write`), or fills them from
+/// there.
+pub(crate) fn transfer(
     file: &File,
     offset: u64,
     slices: &[VolatileSlice<'_, ()>],
@@ -133,12 +117,9 @@ mod tests {
         let file = File::open(&image.path).unwrap();
         let m = mem();
 
-        read_into(
-            &file,
-            100,
-            &slices_of(&m, &[(0x1000, 10), (0x3000, 0), (0x2000, 20)]),
-        )
-        .unwrap();
+        let slices = slices_of(&m, &[(0x1000, 10), (0x3000, 0), (0x2000, 20)]);
+
+        transfer(&file, 100, &slices, false).unwrap();
 
         let mut first = [0u8; 10];
         let mut second = [0u8; 20];
@@ -163,7 +144,7 @@ mod tests {
                 .unwrap();
         }
 
-        write_from(&file, 8, &slices_of(&m, &ranges)).unwrap();
+        transfer(&file, 8, &slices_of(&m, &ranges), true).unwrap();
 
         let contents = image.contents();
         let expect: Vec<u8> = (0..1500u64).map(|i| (i % 200) as u8 + 1).collect();
@@ -177,7 +158,7 @@ mod tests {
         let file = File::open(&image.path).unwrap();
         let m = mem();
 
-        let err = read_into(&file, 512, &slices_of(&m, &[(0x1000, 512)])).unwrap_err();
+        let err = transfer(&file, 512, &slices_of(&m, &[(0x1000, 512)]), false).unwrap_err();
 
         assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
     }

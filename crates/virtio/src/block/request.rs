@@ -35,7 +35,7 @@ use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_WRITE_ZEROES,
     VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
 };
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, VolatileSlice};
 use vmm_sys_util::fallocate::{fallocate, FallocateMode};
 
 use super::device::{
@@ -80,18 +80,9 @@ pub(crate) struct Request {
 enum Work {
     /// Nothing: it was answered while checking (refused, unsupported, `GET_ID`).
     Answered { status: u8, data_written: u32 },
-    /// Read `len` bytes at `offset` into these guest buffers.
-    Read {
-        offset: u64,
-        len: u32,
-        buffers: Vec<Segment>,
-    },
-    /// Write these guest buffers, `len` bytes, at `offset`.
-    Write {
-        offset: u64,
-        len: u32,
-        buffers: Vec<Segment>,
-    },
+    /// Move `len` bytes between the image at `offset` and these guest buffers: read into
+    /// them (`IN`) or write them out (`OUT`).
+    Data(Transfer),
     /// `fdatasync(2)`.
     Flush,
     /// Discard or zero these checked spans.
@@ -157,22 +148,143 @@ impl Request {
 
     /// Whether this is a read or a write of data (not answered, not a flush or a discard).
     pub fn moves_data(&self) -> bool {
-        matches!(self.work, Work::Read { .. } | Work::Write { .. })
+        matches!(self.work, Work::Data(_))
+    }
+
+    /// Guest buffers a read or a write moves data through (zero for other requests).
+    pub fn buffers(&self) -> usize {
+        match &self.work {
+            Work::Data(transfer) => transfer.buffers.len(),
+            _ => 0,
+        }
+    }
+
+    /// Whether `next` continues this request on the disk: both read, or both write, and
+    /// `next` starts where this one ends, so that one host call can serve the two.
+    pub fn continued_by(&self, next: &Request) -> bool {
+        let (Work::Data(this), Work::Data(next)) = (&self.work, &next.work) else {
+            return false;
+        };
+        this.write == next.write
+            && this.offset.checked_add(u64::from(this.len)) == Some(next.offset)
     }
 
     /// Does the host I/O, then writes the status byte. Returns the used length: the bytes
     /// written into the chain (data read or ID, and the status byte).
     pub fn run(self, disk: &Disk, mem: &GuestMemoryMmap, metrics: &mut BlockMetrics) -> u32 {
         let (status, data_written) = self.work.run(disk, mem, metrics);
-        match status {
-            S_IOERR => metrics.status_ioerr += 1,
-            S_UNSUPP => metrics.status_unsupp += 1,
-            _ => {}
+        answer(self.status_at, status, data_written, mem, metrics)
+    }
+
+    /// Runs `requests`, each [continued by](Request::continued_by) the next, with one host
+    /// call for all their data (QEMU merges adjacent requests the same way): a sequential
+    /// stream split into requests by the guest's segment limit goes back to the disk whole.
+    /// Returns the used length of each, in order. When that call fails they run one by one,
+    /// so that only the request whose range failed is answered IOERR.
+    pub fn run_continued(
+        requests: Vec<Request>,
+        disk: &Disk,
+        mem: &GuestMemoryMmap,
+        metrics: &mut BlockMetrics,
+    ) -> Vec<u32> {
+        if requests.len() > 1 {
+            if let Some(joined) = Transfer::join(&requests) {
+                let done =
+                    slices(mem, &joined.buffers).and_then(|slices| joined.move_data(disk, &slices));
+                if done.is_ok() {
+                    metrics.requests_merged += requests.len() as u64 - 1;
+                    return requests
+                        .into_iter()
+                        .map(|request| {
+                            let Work::Data(transfer) = &request.work else {
+                                return answer(request.status_at, S_IOERR, 0, mem, metrics);
+                            };
+                            transfer.count(metrics);
+                            let data_written = transfer.data_written();
+                            answer(request.status_at, S_OK, data_written, mem, metrics)
+                        })
+                        .collect();
+                }
+            }
         }
-        // Inside guest memory (checked by the walk): this cannot fail while the memory is
-        // mapped, and the caller keeps it mapped.
-        let _ = mem.write_obj(status, self.status_at);
-        data_written + 1
+        requests
+            .into_iter()
+            .map(|request| request.run(disk, mem, metrics))
+            .collect()
+    }
+}
+
+/// Writes the status byte of a request at `status_at`; returns its used length.
+fn answer(
+    status_at: GuestAddress,
+    status: u8,
+    data_written: u32,
+    mem: &GuestMemoryMmap,
+    metrics: &mut BlockMetrics,
+) -> u32 {
+    match status {
+        S_IOERR => metrics.status_ioerr += 1,
+        S_UNSUPP => metrics.status_unsupp += 1,
+        _ => {}
+    }
+    // Inside guest memory (checked by the walk): this cannot fail while the memory is mapped,
+    // and the caller keeps it mapped.
+    let _ = mem.write_obj(status, status_at);
+    data_written + 1
+}
+
+/// A read or a write: data between the image and guest buffers.
+#[derive(Debug)]
+struct Transfer {
+    /// `OUT` (guest buffers to the image) rather than `IN` (the image into guest buffers).
+    write: bool,
+    offset: u64,
+    len: u32,
+    buffers: Vec<Segment>,
+}
+
+impl Transfer {
+    /// One transfer for `requests`, each of which continues the one before; `None` if they
+    /// are not all reads or writes. Its `len` is unused (the sum may not fit 32 bits).
+    fn join(requests: &[Request]) -> Option<Transfer> {
+        let Work::Data(first) = &requests.first()?.work else {
+            return None;
+        };
+        let mut buffers = Vec::new();
+        for request in requests {
+            let Work::Data(transfer) = &request.work else {
+                return None;
+            };
+            buffers.extend_from_slice(&transfer.buffers);
+        }
+        Some(Transfer {
+            write: first.write,
+            offset: first.offset,
+            len: 0,
+            buffers,
+        })
+    }
+
+    fn move_data(&self, disk: &Disk, slices: &[VolatileSlice<'_, ()>]) -> std::io::Result<()> {
+        io::transfer(&disk.file, self.offset, slices, self.write)
+    }
+
+    /// Counts the bytes moved, once they are.
+    fn count(&self, metrics: &mut BlockMetrics) {
+        if self.write {
+            metrics.bytes_written += u64::from(self.len);
+        } else {
+            metrics.bytes_read += u64::from(self.len);
+        }
+    }
+
+    /// The bytes it writes into the chain.
+    fn data_written(&self) -> u32 {
+        if self.write {
+            0
+        } else {
+            self.len
+        }
     }
 }
 
@@ -184,33 +296,15 @@ impl Work {
                 status,
                 data_written,
             } => (status, data_written),
-            Work::Read {
-                offset,
-                len,
-                buffers,
-            } => {
-                let done = slices(mem, &buffers)
-                    .and_then(|slices| io::read_into(&disk.file, offset, &slices));
+            Work::Data(transfer) => {
+                let done = slices(mem, &transfer.buffers)
+                    .and_then(|slices| transfer.move_data(disk, &slices));
                 if done.is_err() {
                     metrics.host_io_errors += 1;
                     return (S_IOERR, 0);
                 }
-                metrics.bytes_read += u64::from(len);
-                (S_OK, len)
-            }
-            Work::Write {
-                offset,
-                len,
-                buffers,
-            } => {
-                let done = slices(mem, &buffers)
-                    .and_then(|slices| io::write_from(&disk.file, offset, &slices));
-                if done.is_err() {
-                    metrics.host_io_errors += 1;
-                    return (S_IOERR, 0);
-                }
-                metrics.bytes_written += u64::from(len);
-                (S_OK, 0)
+                transfer.count(metrics);
+                (S_OK, transfer.data_written())
             }
             Work::Flush => match disk.file.sync_data() {
                 Ok(()) => (S_OK, 0),
@@ -245,7 +339,7 @@ impl Work {
 fn slices<'m>(
     mem: &'m GuestMemoryMmap,
     buffers: &[Segment],
-) -> Result<Vec<vm_memory::VolatileSlice<'m, ()>>, std::io::Error> {
+) -> Result<Vec<VolatileSlice<'m, ()>>, std::io::Error> {
     let mut slices = Vec::new();
     for &piece in buffers {
         for slice in guest_slices(mem, piece) {
@@ -374,11 +468,12 @@ impl Check<'_> {
         let Some(offset) = self.range(sector, u64::from(len)) else {
             return answered(S_IOERR);
         };
-        Work::Read {
+        Work::Data(Transfer {
+            write: false,
             offset,
             len,
             buffers: self.chain.writable_pieces(0, u64::from(len)).collect(),
-        }
+        })
     }
 
     fn write(mut self, sector: u64, len: u32) -> Work {
@@ -389,14 +484,15 @@ impl Check<'_> {
         let Some(offset) = self.range(sector, u64::from(len)) else {
             return answered(S_IOERR);
         };
-        Work::Write {
+        Work::Data(Transfer {
+            write: true,
             offset,
             len,
             buffers: self
                 .chain
                 .readable_pieces(u64::from(HEADER_SIZE), u64::from(len))
                 .collect(),
-        }
+        })
     }
 
     fn discard_or_zero(mut self, discard: bool, data_len: u32) -> Result<Work, DeviceError> {
