@@ -5,11 +5,10 @@
 //! core the device thread may use, and the guest gets each request back as soon as it is done.
 //!
 //! The device thread checks each request ([`Request::prepare`]) and [`Pool::submit`]s it;
-//! a read or a write that continues the one submitted before it on the disk joins its job,
-//! so a sequential stream the guest split into requests (at `seg_max` buffers each) costs
-//! one `preadv`/`pwritev`, and buffered writes to one image, which the host kernel
-//! serialises on the file's lock anyway, do not queue up on several workers. At the end of
-//! the batch, [`Pool::dispatch`] hands them all to the workers under one lock and
+//! a read or a write that continues the one submitted before it on the disk joins its job
+//! (up to [`MERGED_BYTES`]), so a request the guest split at `seg_max` buffers, or a run of
+//! small sequential ones, costs one `preadv`/`pwritev` and one hand-off. At the end of the
+//! batch, [`Pool::dispatch`] hands them all to the workers under one lock and
 //! wakes only as many sleeping workers as there are jobs. A worker runs a job
 //! ([`Request::run`]: the host I/O, then the status byte) and queues a [`Done`]; the first
 //! worker to queue one since the device thread last looked signals the pool's eventfd. That
@@ -31,18 +30,26 @@ use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
 use super::io::IOV_MAX;
+
+/// Most bytes of a merged job: enough to put back together a request the guest split at its
+/// segment limit (`seg_max` pages, about 1 MiB) or a run of small sequential requests, small
+/// enough that a deep queue of large sequential requests still spreads over every worker
+/// (one job of the whole batch would read it on one core and complete nothing until the end).
+pub(crate) const MERGED_BYTES: u64 = 1 << 20;
 use super::metrics::BlockMetrics;
 use super::request::{Disk, Request};
 
 /// Requests handed to a worker as one: a request alone, or reads (writes) of one batch that
 /// each continue the one before on the disk, run with one host call
-/// ([`Request::run_continued`]).
+/// ([`Request::run_continued`]), up to [`IOV_MAX`] buffers and [`MERGED_BYTES`].
 #[derive(Debug)]
 struct Job {
     /// Each with the head index of its chain, to return it with.
     requests: Vec<(u16, Request)>,
     /// Guest buffers of all the requests: at most [`IOV_MAX`] in a merged job.
     buffers: usize,
+    /// Bytes of all the requests: at most [`MERGED_BYTES`] in a merged job.
+    bytes: u64,
     /// Keeps the guest buffers mapped while the job runs.
     mem: Arc<GuestMemoryMmap>,
 }
@@ -134,14 +141,16 @@ impl Pool {
             return Err(request);
         }
         self.in_flight += 1;
-        let buffers = request.buffers();
+        let (buffers, bytes) = (request.buffers(), request.data_len());
         if let Some(last) = self.batch.last_mut() {
             let continues = last
                 .requests
                 .last()
                 .is_some_and(|(_, before)| before.continued_by(&request));
-            if continues && last.buffers + buffers <= IOV_MAX {
+            if continues && last.buffers + buffers <= IOV_MAX && last.bytes + bytes <= MERGED_BYTES
+            {
                 last.buffers += buffers;
+                last.bytes += bytes;
                 last.requests.push((head, request));
                 return Ok(());
             }
@@ -149,6 +158,7 @@ impl Pool {
         self.batch.push(Job {
             requests: vec![(head, request)],
             buffers,
+            bytes,
             mem: Arc::clone(mem),
         });
         Ok(())

@@ -159,6 +159,14 @@ impl Request {
         }
     }
 
+    /// Bytes a read or a write moves (zero for other requests).
+    pub fn data_len(&self) -> u64 {
+        match &self.work {
+            Work::Data(transfer) => u64::from(transfer.len),
+            _ => 0,
+        }
+    }
+
     /// Whether `next` continues this request on the disk: both read, or both write, and
     /// `next` starts where this one ends, so that one host call can serve the two.
     pub fn continued_by(&self, next: &Request) -> bool {

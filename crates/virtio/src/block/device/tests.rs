@@ -25,12 +25,17 @@ fn pattern(i: usize) -> u8 {
     (i % 251) as u8
 }
 
+/// A request header at `HEADER`, and 0xff in the status byte at `STATUS`.
 fn header(m: &GuestMemoryMmap, request_type: u32, sector: u64) {
+    header_at(m, HEADER, request_type, sector);
+    m.write_obj(0xffu8, GuestAddress(STATUS)).unwrap();
+}
+
+fn header_at(m: &GuestMemoryMmap, at: u64, request_type: u32, sector: u64) {
     let mut h = [0u8; 16];
     h[..4].copy_from_slice(&request_type.to_le_bytes());
     h[8..].copy_from_slice(&sector.to_le_bytes());
-    m.write_slice(&h, GuestAddress(HEADER)).unwrap();
-    m.write_obj(0xffu8, GuestAddress(STATUS)).unwrap();
+    m.write_slice(&h, GuestAddress(at)).unwrap();
 }
 
 fn segment(m: &GuestMemoryMmap, sector: u64, num_sectors: u32, flags: u32) {

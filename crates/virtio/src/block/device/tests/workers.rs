@@ -50,10 +50,7 @@ fn add_request(
     len: u32,
 ) {
     let (header, data, status) = slot(i);
-    let mut h = [0u8; 16];
-    h[..4].copy_from_slice(&request_type.to_le_bytes());
-    h[8..].copy_from_slice(&sector.to_le_bytes());
-    m.write_slice(&h, GuestAddress(header)).unwrap();
+    header_at(m, header, request_type, sector);
     m.write_obj(0xffu8, GuestAddress(status)).unwrap();
     let data_flags = if request_type == VIRTIO_BLK_T_IN {
         F_WRITE
@@ -179,6 +176,46 @@ fn adjacent_writes_of_a_batch_share_one_host_call_and_each_is_answered() {
     assert_eq!(metric(&block, "requests_merged"), 2);
     assert_eq!(metric(&block, "requests_out"), 4);
     assert_eq!(metric(&block, "bytes_written"), 2048);
+}
+
+#[test]
+fn a_merged_job_stops_growing_at_its_byte_limit() {
+    let m = mem();
+    let image = TempImage::new(2 << 20, |_| 0);
+    let (mut block, driver) = active_block_with_workers(&m, &image, 2);
+    let half = crate::block::pool::MERGED_BYTES / 2;
+    // Above the slots' status bytes: the data is not changed while the device reads it.
+    let data = 0x40000;
+    let guest: Vec<u8> = (0..(half as usize + 0x3000))
+        .map(|i| (i % 253) as u8)
+        .collect();
+    m.write_slice(&guest, GuestAddress(data)).unwrap();
+    // Three adjacent writes of half the limit each: the first two fill one job.
+    for i in 0..3u64 {
+        let (header, _, status) = slot(i);
+        header_at(&m, header, VIRTIO_BLK_T_OUT, i * half / 512);
+        let buffer = data + i * 0x1000;
+        driver.add(&[
+            (header, 16, 0),
+            (buffer, half as u32, 0),
+            (status, 1, F_WRITE),
+        ]);
+    }
+
+    block.process_queue(0).unwrap();
+    complete_until(&mut block, &driver, 3);
+
+    assert_eq!(metric(&block, "requests_merged"), 1);
+    assert_eq!(metric(&block, "bytes_written"), 3 * half);
+    let contents = image.contents();
+    for i in 0..3usize {
+        let (at, from) = (i * half as usize, i * 0x1000);
+        assert!(
+            contents[at..at + half as usize] == guest[from..from + half as usize],
+            "request {i}"
+        );
+        assert_eq!(status_at_slot(&m, i as u64), VIRTIO_BLK_S_OK);
+    }
 }
 
 #[test]
