@@ -25,7 +25,7 @@ use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
 
 use super::metrics::BlockMetrics;
-use super::pool::Pool;
+use super::pool::{Job, Pool};
 use super::request::{Disk, Request};
 use crate::queue::{DeviceQueue, Served};
 use crate::{read_config_bytes, DeviceError, VirtioDevice, COMMON_FEATURES};
@@ -319,9 +319,14 @@ impl VirtioDevice for Block {
             let request = Request::prepare(disk, mem, chain, acked, metrics)?;
             let request = match pool {
                 Some(pool) if !(alone && request.moves_data()) && request.needs_io() => {
-                    match pool.submit(chain.head, request, mem) {
+                    let job = Job {
+                        head: chain.head,
+                        request,
+                        mem: Arc::clone(mem),
+                    };
+                    match pool.submit(job) {
                         Ok(()) => return Ok(Served::InFlight),
-                        Err(request) => request,
+                        Err(job) => job.request,
                     }
                 }
                 _ => request,
@@ -356,11 +361,9 @@ impl VirtioDevice for Block {
         }
         for finished in &done {
             self.metrics.add(&finished.metrics);
-            for &(head, used_len) in &finished.used {
-                queue.complete(mem, head, used_len)?;
-                self.unsignalled += 1;
-            }
+            queue.complete(mem, finished.head, finished.used_len)?;
         }
+        self.unsignalled += done.len();
         if self.unsignalled < pool.in_flight() {
             return Ok(false);
         }

@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use vm_memory::VolatileSlice;
 
 /// Most buffers per system call (Linux's `UIO_MAXIOV`).
-pub(crate) const IOV_MAX: usize = 1024;
+const IOV_MAX: usize = 1024;
 
 /// Writes `slices`, in order, to `file` starting at `offset` (`write`), or fills them from
 /// there.

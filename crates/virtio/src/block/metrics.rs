@@ -17,9 +17,6 @@ pub(crate) struct BlockMetrics {
     pub requests_write_zeroes: u64,
     /// `requests_unsupported`: requests of any other type, answered `VIRTIO_BLK_S_UNSUPP`.
     pub requests_unsupported: u64,
-    /// `requests_merged`: reads and writes served by the host call of the request before
-    /// them in the same batch (adjacent on the disk, same direction).
-    pub requests_merged: u64,
     /// `bytes_read`: bytes read from the image into guest memory.
     pub bytes_read: u64,
     /// `bytes_written`: bytes written from guest memory to the image.
@@ -47,7 +44,6 @@ impl BlockMetrics {
         self.requests_discard += other.requests_discard;
         self.requests_write_zeroes += other.requests_write_zeroes;
         self.requests_unsupported += other.requests_unsupported;
-        self.requests_merged += other.requests_merged;
         self.bytes_read += other.bytes_read;
         self.bytes_written += other.bytes_written;
         self.status_ioerr += other.status_ioerr;
@@ -66,7 +62,6 @@ impl BlockMetrics {
             ("requests_discard", self.requests_discard),
             ("requests_write_zeroes", self.requests_write_zeroes),
             ("requests_unsupported", self.requests_unsupported),
-            ("requests_merged", self.requests_merged),
             ("bytes_read", self.bytes_read),
             ("bytes_written", self.bytes_written),
             ("status_ioerr", self.status_ioerr),

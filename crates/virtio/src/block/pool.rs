@@ -4,11 +4,8 @@
 //! host's other cores idle while a batch of requests waits; a pool copies a batch on every
 //! core the device thread may use, and the guest gets each request back as soon as it is done.
 //!
-//! The device thread checks each request ([`Request::prepare`]) and [`Pool::submit`]s it;
-//! a read or a write that continues the one submitted before it on the disk joins its job
-//! (up to [`MERGED_BYTES`]), so a request the guest split at `seg_max` buffers, or a run of
-//! small sequential ones, costs one `preadv`/`pwritev` and one hand-off. At the end of the
-//! batch, [`Pool::dispatch`] hands them all to the workers under one lock and
+//! The device thread checks each request ([`Request::prepare`]) and [`Pool::submit`]s it; at
+//! the end of the batch, [`Pool::dispatch`] hands them all to the workers under one lock and
 //! wakes only as many sleeping workers as there are jobs. A worker runs a job
 //! ([`Request::run`]: the host I/O, then the status byte) and queues a [`Done`]; the first
 //! worker to queue one since the device thread last looked signals the pool's eventfd. That
@@ -29,37 +26,26 @@ use std::thread::JoinHandle;
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
-use super::io::IOV_MAX;
-
-/// Most bytes of a merged job: enough to put back together a request the guest split at its
-/// segment limit (`seg_max` pages, about 1 MiB) or a run of small sequential requests, small
-/// enough that a deep queue of large sequential requests still spreads over every worker
-/// (one job of the whole batch would read it on one core and complete nothing until the end).
-pub(crate) const MERGED_BYTES: u64 = 1 << 20;
 use super::metrics::BlockMetrics;
 use super::request::{Disk, Request};
 
-/// Requests handed to a worker as one: a request alone, or reads (writes) of one batch that
-/// each continue the one before on the disk, run with one host call
-/// ([`Request::run_continued`]), up to [`IOV_MAX`] buffers and [`MERGED_BYTES`].
+/// A request handed to a worker.
 #[derive(Debug)]
-struct Job {
-    /// Each with the head index of its chain, to return it with.
-    requests: Vec<(u16, Request)>,
-    /// Guest buffers of all the requests: at most [`IOV_MAX`] in a merged job.
-    buffers: usize,
-    /// Bytes of all the requests: at most [`MERGED_BYTES`] in a merged job.
-    bytes: u64,
+pub(crate) struct Job {
+    /// Head index of its chain, to return it with.
+    pub head: u16,
+    pub request: Request,
     /// Keeps the guest buffers mapped while the job runs.
-    mem: Arc<GuestMemoryMmap>,
+    pub mem: Arc<GuestMemoryMmap>,
 }
 
-/// Requests a worker finished: one job's.
+/// A request a worker finished.
 #[derive(Debug)]
 pub(crate) struct Done {
-    /// Each request's head index and used length (data read or ID, plus the status byte).
-    pub used: Vec<(u16, u32)>,
-    /// What running them counted.
+    pub head: u16,
+    /// The used length (data read or ID, plus the status byte).
+    pub used_len: u32,
+    /// What running it counted.
     pub metrics: BlockMetrics,
 }
 
@@ -72,7 +58,7 @@ pub(crate) struct Pool {
     workers: Vec<JoinHandle<()>>,
     /// Submitted and not yet dispatched.
     batch: Vec<Job>,
-    /// Requests submitted and not yet taken back with [`Pool::take_done`].
+    /// Submitted and not yet taken back with [`Pool::take_done`].
     in_flight: usize,
 }
 
@@ -122,45 +108,20 @@ impl Pool {
         std::os::fd::AsRawFd::as_raw_fd(&self.shared.done_evt)
     }
 
-    /// Requests submitted and not yet taken back.
+    /// Jobs submitted and not yet taken back.
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }
 
-    /// Adds the request of chain `head` to the batch [`Pool::dispatch`] hands to the
-    /// workers, starting the workers on the first call: to the batch's last job if the
-    /// request continues that job's last one on the disk, as a job of its own otherwise.
-    /// Gives the request back when no worker could be started (the caller runs it itself).
-    pub fn submit(
-        &mut self,
-        head: u16,
-        request: Request,
-        mem: &Arc<GuestMemoryMmap>,
-    ) -> Result<(), Request> {
+    /// Adds `job` to the batch [`Pool::dispatch`] hands to the workers, starting the workers
+    /// on the first call. Gives the job back when no worker could be started (the caller runs
+    /// it itself).
+    pub fn submit(&mut self, job: Job) -> Result<(), Job> {
         if self.workers.is_empty() && self.start_workers().is_err() && self.workers.is_empty() {
-            return Err(request);
+            return Err(job);
         }
+        self.batch.push(job);
         self.in_flight += 1;
-        let (buffers, bytes) = (request.buffers(), request.data_len());
-        if let Some(last) = self.batch.last_mut() {
-            let continues = last
-                .requests
-                .last()
-                .is_some_and(|(_, before)| before.continued_by(&request));
-            if continues && last.buffers + buffers <= IOV_MAX && last.bytes + bytes <= MERGED_BYTES
-            {
-                last.buffers += buffers;
-                last.bytes += bytes;
-                last.requests.push((head, request));
-                return Ok(());
-            }
-        }
-        self.batch.push(Job {
-            requests: vec![(head, request)],
-            buffers,
-            bytes,
-            mem: Arc::clone(mem),
-        });
         Ok(())
     }
 
@@ -196,8 +157,7 @@ impl Pool {
         // Clear the eventfd first: a job finishing after the lock below signals it again.
         let _ = self.shared.done_evt.read();
         let done = std::mem::take(&mut self.shared.lock().done);
-        let requests: usize = done.iter().map(|d| d.used.len()).sum();
-        self.in_flight = self.in_flight.saturating_sub(requests);
+        self.in_flight = self.in_flight.saturating_sub(done.len());
         done
     }
 
@@ -255,15 +215,15 @@ impl Shared {
             state.running += 1;
             drop(state);
             let mut metrics = BlockMetrics::default();
-            let (heads, requests): (Vec<u16>, Vec<Request>) = job.requests.into_iter().unzip();
-            let used_lens = Request::run_continued(requests, &self.disk, &job.mem, &mut metrics);
+            let used_len = job.request.run(&self.disk, &job.mem, &mut metrics);
             state = self.lock();
             state.running -= 1;
             // The device thread empties the list when it looks: a list that was not empty
             // has been signalled already.
             let signal = state.done.is_empty();
             state.done.push(Done {
-                used: heads.into_iter().zip(used_lens).collect(),
+                head: job.head,
+                used_len,
                 metrics,
             });
             if state.running == 0 {

@@ -151,74 +151,11 @@ impl Request {
         matches!(self.work, Work::Data(_))
     }
 
-    /// Guest buffers a read or a write moves data through (zero for other requests).
-    pub fn buffers(&self) -> usize {
-        match &self.work {
-            Work::Data(transfer) => transfer.buffers.len(),
-            _ => 0,
-        }
-    }
-
-    /// Bytes a read or a write moves (zero for other requests).
-    pub fn data_len(&self) -> u64 {
-        match &self.work {
-            Work::Data(transfer) => u64::from(transfer.len),
-            _ => 0,
-        }
-    }
-
-    /// Whether `next` continues this request on the disk: both read, or both write, and
-    /// `next` starts where this one ends, so that one host call can serve the two.
-    pub fn continued_by(&self, next: &Request) -> bool {
-        let (Work::Data(this), Work::Data(next)) = (&self.work, &next.work) else {
-            return false;
-        };
-        this.write == next.write
-            && this.offset.checked_add(u64::from(this.len)) == Some(next.offset)
-    }
-
     /// Does the host I/O, then writes the status byte. Returns the used length: the bytes
     /// written into the chain (data read or ID, and the status byte).
     pub fn run(self, disk: &Disk, mem: &GuestMemoryMmap, metrics: &mut BlockMetrics) -> u32 {
         let (status, data_written) = self.work.run(disk, mem, metrics);
         answer(self.status_at, status, data_written, mem, metrics)
-    }
-
-    /// Runs `requests`, each [continued by](Request::continued_by) the next, with one host
-    /// call for all their data (QEMU merges adjacent requests the same way): a sequential
-    /// stream split into requests by the guest's segment limit goes back to the disk whole.
-    /// Returns the used length of each, in order. When that call fails they run one by one,
-    /// so that only the request whose range failed is answered IOERR.
-    pub fn run_continued(
-        requests: Vec<Request>,
-        disk: &Disk,
-        mem: &GuestMemoryMmap,
-        metrics: &mut BlockMetrics,
-    ) -> Vec<u32> {
-        if requests.len() > 1 {
-            if let Some(joined) = Transfer::join(&requests) {
-                let done =
-                    slices(mem, &joined.buffers).and_then(|slices| joined.move_data(disk, &slices));
-                if done.is_ok() {
-                    metrics.requests_merged += requests.len() as u64 - 1;
-                    return requests
-                        .into_iter()
-                        .map(|request| {
-                            let Work::Data(transfer) = &request.work else {
-                                return answer(request.status_at, S_IOERR, 0, mem, metrics);
-                            };
-                            transfer.count(metrics);
-                            let data_written = transfer.data_written();
-                            answer(request.status_at, S_OK, data_written, mem, metrics)
-                        })
-                        .collect();
-                }
-            }
-        }
-        requests
-            .into_iter()
-            .map(|request| request.run(disk, mem, metrics))
-            .collect()
     }
 }
 
@@ -252,27 +189,6 @@ struct Transfer {
 }
 
 impl Transfer {
-    /// One transfer for `requests`, each of which continues the one before; `None` if they
-    /// are not all reads or writes. Its `len` is unused (the sum may not fit 32 bits).
-    fn join(requests: &[Request]) -> Option<Transfer> {
-        let Work::Data(first) = &requests.first()?.work else {
-            return None;
-        };
-        let mut buffers = Vec::new();
-        for request in requests {
-            let Work::Data(transfer) = &request.work else {
-                return None;
-            };
-            buffers.extend_from_slice(&transfer.buffers);
-        }
-        Some(Transfer {
-            write: first.write,
-            offset: first.offset,
-            len: 0,
-            buffers,
-        })
-    }
-
     fn move_data(&self, disk: &Disk, slices: &[VolatileSlice<'_, ()>]) -> std::io::Result<()> {
         io::transfer(&disk.file, self.offset, slices, self.write)
     }

@@ -1,5 +1,4 @@
-//! The I/O workers: a batch goes to them and comes back through `process_backend`; adjacent
-//! reads or writes of a batch share one host call.
+//! The I/O workers: a batch goes to them and comes back through `process_backend`.
 
 use super::*;
 
@@ -26,7 +25,7 @@ fn active_block_with_workers<'a>(
 }
 
 /// Adds one `IN` or `OUT` request of `len` bytes per sector in `sectors`, request `i` at
-/// [`slot`] `i`.
+/// [`slot`] `i`, its status byte 0xff until the device answers.
 fn add_requests(
     m: &GuestMemoryMmap,
     driver: &Driver<'_>,
@@ -34,34 +33,21 @@ fn add_requests(
     sectors: &[u64],
     len: u32,
 ) {
-    for (i, &sector) in (0u64..).zip(sectors) {
-        add_request(m, driver, i, request_type, sector, len);
-    }
-}
-
-/// Adds an `IN` or `OUT` request of `len` bytes at `sector`, at [`slot`] `i`, its status
-/// byte 0xff until the device answers.
-fn add_request(
-    m: &GuestMemoryMmap,
-    driver: &Driver<'_>,
-    i: u64,
-    request_type: u32,
-    sector: u64,
-    len: u32,
-) {
-    let (header, data, status) = slot(i);
-    header_at(m, header, request_type, sector);
-    m.write_obj(0xffu8, GuestAddress(status)).unwrap();
     let data_flags = if request_type == VIRTIO_BLK_T_IN {
         F_WRITE
     } else {
         0
     };
-    driver.add(&[
-        (header, 16, 0),
-        (data, len, data_flags),
-        (status, 1, F_WRITE),
-    ]);
+    for (i, &sector) in (0u64..).zip(sectors) {
+        let (header, data, status) = slot(i);
+        header_at(m, header, request_type, sector);
+        m.write_obj(0xffu8, GuestAddress(status)).unwrap();
+        driver.add(&[
+            (header, 16, 0),
+            (data, len, data_flags),
+            (status, 1, F_WRITE),
+        ]);
+    }
 }
 
 fn status_at_slot(m: &GuestMemoryMmap, i: u64) -> u32 {
@@ -93,7 +79,6 @@ fn a_batch_of_reads_runs_on_the_workers_and_completes_through_the_backend() {
     let m = mem();
     let image = TempImage::new(DISK_SIZE, pattern);
     let (mut block, driver) = active_block_with_workers(&m, &image, 2);
-    // 1 KiB each, a sector apart: none continues another.
     let sectors = [0, 3, 6, 9];
     add_requests(&m, &driver, VIRTIO_BLK_T_IN, &sectors, 1024);
 
@@ -116,7 +101,6 @@ fn a_batch_of_reads_runs_on_the_workers_and_completes_through_the_backend() {
     }
     assert_eq!(metric(&block, "bytes_read"), 4096);
     assert_eq!(metric(&block, "requests_in"), 4);
-    assert_eq!(metric(&block, "requests_merged"), 0);
 }
 
 #[test]
@@ -141,154 +125,6 @@ fn writes_on_the_workers_reach_the_image() {
         assert!(contents[at + 512..at + 1024].iter().all(|&b| b == 0));
     }
     assert_eq!(metric(&block, "bytes_written"), 1536);
-    assert_eq!(metric(&block, "requests_merged"), 0);
-}
-
-#[test]
-fn adjacent_writes_of_a_batch_share_one_host_call_and_each_is_answered() {
-    let m = mem();
-    let image = TempImage::new(DISK_SIZE, |_| 0);
-    let (mut block, driver) = active_block_with_workers(&m, &image, 2);
-    // Sectors 4, 5, 6 follow one another; 9 does not follow 6.
-    let sectors = [4, 5, 6, 9];
-    for i in 0..4u64 {
-        m.write_slice(&[0x20 + i as u8; 512], GuestAddress(slot(i).1))
-            .unwrap();
-    }
-    add_requests(&m, &driver, VIRTIO_BLK_T_OUT, &sectors, 512);
-
-    block.process_queue(0).unwrap();
-    complete_until(&mut block, &driver, 4);
-
-    let contents = image.contents();
-    for (i, sector) in (0u8..).zip(sectors) {
-        let at = sector as usize * 512;
-        assert!(
-            contents[at..at + 512].iter().all(|&b| b == 0x20 + i),
-            "request {i}"
-        );
-        assert_eq!(status_at_slot(&m, u64::from(i)), VIRTIO_BLK_S_OK);
-    }
-    assert!(contents[7 * 512..9 * 512].iter().all(|&b| b == 0));
-    let mut used: Vec<_> = (0..4).map(|i| driver.used_elem(i)).collect();
-    used.sort();
-    assert_eq!(used, [(0, 1), (3, 1), (6, 1), (9, 1)]);
-    assert_eq!(metric(&block, "requests_merged"), 2);
-    assert_eq!(metric(&block, "requests_out"), 4);
-    assert_eq!(metric(&block, "bytes_written"), 2048);
-}
-
-#[test]
-fn a_merged_job_stops_growing_at_its_byte_limit() {
-    let m = mem();
-    let image = TempImage::new(2 << 20, |_| 0);
-    let (mut block, driver) = active_block_with_workers(&m, &image, 2);
-    let half = crate::block::pool::MERGED_BYTES / 2;
-    // Above the slots' status bytes: the data is not changed while the device reads it.
-    let data = 0x40000;
-    let guest: Vec<u8> = (0..(half as usize + 0x3000))
-        .map(|i| (i % 253) as u8)
-        .collect();
-    m.write_slice(&guest, GuestAddress(data)).unwrap();
-    // Three adjacent writes of half the limit each: the first two fill one job.
-    for i in 0..3u64 {
-        let (header, _, status) = slot(i);
-        header_at(&m, header, VIRTIO_BLK_T_OUT, i * half / 512);
-        let buffer = data + i * 0x1000;
-        driver.add(&[
-            (header, 16, 0),
-            (buffer, half as u32, 0),
-            (status, 1, F_WRITE),
-        ]);
-    }
-
-    block.process_queue(0).unwrap();
-    complete_until(&mut block, &driver, 3);
-
-    assert_eq!(metric(&block, "requests_merged"), 1);
-    assert_eq!(metric(&block, "bytes_written"), 3 * half);
-    let contents = image.contents();
-    for i in 0..3usize {
-        let (at, from) = (i * half as usize, i * 0x1000);
-        assert!(
-            contents[at..at + half as usize] == guest[from..from + half as usize],
-            "request {i}"
-        );
-        assert_eq!(status_at_slot(&m, i as u64), VIRTIO_BLK_S_OK);
-    }
-}
-
-#[test]
-fn adjacent_reads_share_one_host_call_and_each_buffer_gets_its_own_sectors() {
-    let m = mem();
-    let image = TempImage::new(DISK_SIZE, pattern);
-    let (mut block, driver) = active_block_with_workers(&m, &image, 2);
-    // 2 KiB each: sectors 8..12, 12..16, 16..20.
-    let sectors = [8, 12, 16];
-    add_requests(&m, &driver, VIRTIO_BLK_T_IN, &sectors, 2048);
-
-    block.process_queue(0).unwrap();
-    complete_until(&mut block, &driver, 3);
-
-    for (i, sector) in (0u64..).zip(sectors) {
-        let mut got = vec![0u8; 2048];
-        m.read_slice(&mut got, GuestAddress(slot(i).1)).unwrap();
-        let at = sector as usize * 512;
-        assert_eq!(got, image.contents()[at..at + 2048], "request {i}");
-        assert_eq!(status_at_slot(&m, i), VIRTIO_BLK_S_OK);
-    }
-    let mut used: Vec<_> = (0..3).map(|i| driver.used_elem(i)).collect();
-    used.sort();
-    assert_eq!(used, [(0, 2049), (3, 2049), (6, 2049)]);
-    assert_eq!(metric(&block, "requests_merged"), 2);
-    assert_eq!(metric(&block, "bytes_read"), 3 * 2048);
-}
-
-#[test]
-fn when_the_shared_call_fails_only_the_request_whose_range_fails_is_an_io_error() {
-    let m = mem();
-    let image = TempImage::new(DISK_SIZE, pattern);
-    let (mut block, driver) = active_block_with_workers(&m, &image, 1);
-    // The image shrinks under the device: sectors 0..3 remain, the capacity still says 128.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&image.path)
-        .unwrap()
-        .set_len(1536)
-        .unwrap();
-    add_requests(&m, &driver, VIRTIO_BLK_T_IN, &[0, 2], 1024);
-
-    block.process_queue(0).unwrap();
-    complete_until(&mut block, &driver, 2);
-
-    let mut got = vec![0u8; 1024];
-    m.read_slice(&mut got, GuestAddress(slot(0).1)).unwrap();
-    assert_eq!(got, image.contents()[..1024]);
-    assert_eq!(status_at_slot(&m, 0), VIRTIO_BLK_S_OK);
-    assert_eq!(status_at_slot(&m, 1), VIRTIO_BLK_S_IOERR);
-    assert_eq!(metric(&block, "requests_merged"), 0);
-    assert_eq!(metric(&block, "host_io_errors"), 1);
-    assert_eq!(metric(&block, "bytes_read"), 1024);
-}
-
-#[test]
-fn a_read_next_to_a_write_is_not_merged_with_it() {
-    let m = mem();
-    let image = TempImage::new(DISK_SIZE, pattern);
-    let (mut block, driver) = active_block_with_workers(&m, &image, 2);
-    m.write_slice(&[0x77; 512], GuestAddress(slot(0).1))
-        .unwrap();
-    add_request(&m, &driver, 0, VIRTIO_BLK_T_OUT, 0, 512);
-    add_request(&m, &driver, 1, VIRTIO_BLK_T_IN, 1, 512);
-
-    block.process_queue(0).unwrap();
-    complete_until(&mut block, &driver, 2);
-
-    let mut got = vec![0u8; 512];
-    m.read_slice(&mut got, GuestAddress(slot(1).1)).unwrap();
-    assert_eq!(got, image.contents()[512..1024]);
-    assert!(image.contents()[..512].iter().all(|&b| b == 0x77));
-    assert_eq!(metric(&block, "requests_merged"), 0);
 }
 
 #[test]
@@ -327,7 +163,6 @@ fn reset_waits_for_the_workers_and_nothing_comes_back_after_it() {
     let m = mem();
     let image = TempImage::new(DISK_SIZE, |_| 0);
     let (mut block, driver) = active_block_with_workers(&m, &image, 2);
-    // Every other sector, so that the eight are eight jobs.
     let sectors: Vec<u64> = (0..8).map(|i| 2 * i).collect();
     add_requests(&m, &driver, VIRTIO_BLK_T_OUT, &sectors, 512);
     block.process_queue(0).unwrap();
