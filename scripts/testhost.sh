@@ -19,7 +19,8 @@
 #                    or $BULKHEAD_TESTHOST_TIMEOUT); `run` only
 #   --stall S        kill the test host, exit 125, when its heartbeat (written every 5 s while
 #                    CMD runs) is older than S seconds, or CMD has not started S*3 seconds
-#                    after QEMU did: it hung (default 90, 0 = never; or
+#                    after QEMU did, or its kernel reports a CPU in a soft lockup for 100 s
+#                    or more: it hung (default 90, 0 = never; or
 #                    $BULKHEAD_TESTHOST_STALL); `run` only
 #   --share DIR      share DIR read-write at the same path inside (repeatable; created if
 #                    missing). Everything else is read-only; /tmp, /var/tmp, /run are tmpfs.
@@ -264,7 +265,15 @@ watch_stall() {
 			age=$(((SECONDS - started) / 3))
 		fi
 		if [ "$age" -gt "$STALL" ]; then
-			echo "$age" >"$RUN_DIR/stalled"
+			echo "no heartbeat for ${age}s" >"$RUN_DIR/stalled"
+			pkill -KILL -f -- "id=bhctl,path=$RUN_DIR," 2>/dev/null
+			return
+		fi
+		# One CPU of the test host stuck in its kernel while the other still writes the
+		# heartbeat: the test host's own watchdog says so on the console (a line of its
+		# kernel, not a partition's `NAME| [...]`); no process should be able to cause that.
+		if grep -qE '^\[ *[0-9.]+\] watchdog: BUG: soft lockup - CPU#[0-9]+ stuck for [0-9]{3,}s' "$LOG" 2>/dev/null; then
+			echo "one of its CPUs stuck in its kernel for over 100 s (soft lockup)" >"$RUN_DIR/stalled"
 			pkill -KILL -f -- "id=bhctl,path=$RUN_DIR," 2>/dev/null
 			return
 		fi
@@ -302,7 +311,7 @@ set -e
 qrc=${codes[0]}
 
 if [ -e "$RUN_DIR/stalled" ]; then
-	err "the test host hung: no heartbeat for $(cat "$RUN_DIR/stalled")s; killed (docs/test-host.md, \"Known flakiness\")"
+	err "the test host hung: $(cat "$RUN_DIR/stalled"); killed (docs/test-host.md, \"Known flakiness\")"
 	[ "$VERBOSE" = 1 ] || { err "last console lines:"; tail -n 30 "$LOG" | tr -d '\r' >&2; }
 	KEEP_ON_FAIL=1
 	exit 125
