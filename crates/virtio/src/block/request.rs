@@ -155,27 +155,16 @@ impl Request {
     /// written into the chain (data read or ID, and the status byte).
     pub fn run(self, disk: &Disk, mem: &GuestMemoryMmap, metrics: &mut BlockMetrics) -> u32 {
         let (status, data_written) = self.work.run(disk, mem, metrics);
-        answer(self.status_at, status, data_written, mem, metrics)
+        match status {
+            S_IOERR => metrics.status_ioerr += 1,
+            S_UNSUPP => metrics.status_unsupp += 1,
+            _ => {}
+        }
+        // Inside guest memory (checked by the walk): this cannot fail while the memory is
+        // mapped, and the caller keeps it mapped.
+        let _ = mem.write_obj(status, self.status_at);
+        data_written + 1
     }
-}
-
-/// Writes the status byte of a request at `status_at`; returns its used length.
-fn answer(
-    status_at: GuestAddress,
-    status: u8,
-    data_written: u32,
-    mem: &GuestMemoryMmap,
-    metrics: &mut BlockMetrics,
-) -> u32 {
-    match status {
-        S_IOERR => metrics.status_ioerr += 1,
-        S_UNSUPP => metrics.status_unsupp += 1,
-        _ => {}
-    }
-    // Inside guest memory (checked by the walk): this cannot fail while the memory is mapped,
-    // and the caller keeps it mapped.
-    let _ = mem.write_obj(status, status_at);
-    data_written + 1
 }
 
 /// A read or a write: data between the image and guest buffers.
