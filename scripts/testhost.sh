@@ -32,7 +32,8 @@
 #
 # exit status of `run`: CMD's status; 124 timeout; 125 the test host failed (boot, KVM or
 # mounts: the console log is printed to stderr); 2 usage error.
-# Environment: BULKHEAD_CACHE (default ~/.cache/bulkhead), QEMU (default qemu-system-x86_64),
+# Environment: BULKHEAD_CACHE (default ~/.cache/bulkhead), QEMU (the emulator; default Debian's
+# QEMU 10.0 from bookworm-backports, unpacked into the cache by scripts/testhost-qemu.sh),
 # BULKHEAD_TESTHOST_TCG_THREAD (TCG's thread=: multi, the default, or single),
 # BULKHEAD_TESTHOST_APPEND (more words for the test host's kernel command line).
 set -euo pipefail
@@ -40,7 +41,7 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${BULKHEAD_CACHE:-$HOME/.cache/bulkhead}
 IMAGES=$CACHE/images
-QEMU=${QEMU:-qemu-system-x86_64}
+QEMU=${QEMU:-}
 
 usage() {
 	sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
@@ -108,7 +109,9 @@ else
 fi
 
 # --- prerequisites ---------------------------------------------------------------------------
-if ! command -v "$QEMU" >/dev/null 2>&1; then
+# Debian 12's own QEMU: the peer that benchmarks run inside the test host; it also brings the
+# SeaBIOS firmware that the emulator below boots the microVM with.
+if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
 	err "installing qemu-system-x86 (apt-get)"
 	if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
 	{ $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq install -y \
@@ -117,6 +120,9 @@ if ! command -v "$QEMU" >/dev/null 2>&1; then
 			$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq install -y \
 				--no-install-recommends qemu-system-x86; }; } >/dev/null ||
 		{ err "cannot install qemu-system-x86"; exit 125; }
+fi
+if [ -z "$QEMU" ]; then
+	QEMU=$("$SCRIPT_DIR/testhost-qemu.sh") || { err "no emulator for the test host"; exit 125; }
 fi
 # Builds on first use; a no-op (well under a second) when the cache is current.
 "$SCRIPT_DIR/build-images.sh" --quiet || { err "build-images.sh failed"; exit 125; }
