@@ -265,10 +265,12 @@ sup=$!
 for i in $(seq 1 120); do grep -q "port qemu ready" out.txt && [ -S /tmp/t/qemu.sock ] && break; sleep 0.5; done
 timeout 300 {qemu} > qemu-stdout.txt 2>&1 &
 q=$!
-for i in $(seq 1 600); do grep -q "qemu-done" qemu.txt 2>/dev/null && break; sleep 0.5; done
+for i in $(seq 1 600); do grep -q "qemu-done\| BUG: \|Kernel panic" qemu.txt 2>/dev/null && break; sleep 0.5; done
 {bulkhead} stats system.toml
 kill $q 2>/dev/null; kill -INT $sup; wait $sup
-cat out.txt; cat qemu.txt; cat qemu-stdout.txt
+# The QEMU guest's console under its own prefix, as bulkhead's partitions have theirs: an
+# oops in it is then told apart (tests/common, nested_kernel_oops).
+cat out.txt; sed 's/^/qemu| /' qemu.txt; cat qemu-stdout.txt
 "#,
         bulkhead = bulkhead().display(),
     );

@@ -254,10 +254,12 @@ fn test_host_trouble(text: &str) -> Option<&'static str> {
     }
 }
 
-/// Whether `line` is a stock kernel's oops on a partition's console (`NAME| [ … ] BUG: …`, an
-/// `Oops:` or a general protection fault), which no test provokes: seen when TCG's emulated
-/// AMD-V corrupts a nested guest's registers (a per-CPU base that points nowhere). The
-/// panics the health tests provoke on purpose are not oopses.
+/// Whether `line` is a stock kernel's oops on a nested guest's console (`NAME| [ … ] BUG: …`,
+/// an `Oops:` or a general protection fault), which no test provokes: seen when TCG's emulated
+/// AMD-V corrupts a nested guest's registers (a per-CPU base that points nowhere), in
+/// bulkhead's partitions and in the QEMU guests some tests run beside them (whose consoles
+/// the tests print under a `qemu| ` prefix). The panics the health tests provoke on purpose
+/// are not oopses.
 fn nested_kernel_oops(line: &str) -> bool {
     let Some((_, message)) = line.split_once("| [") else {
         return false;
