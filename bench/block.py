@@ -27,7 +27,7 @@ console; it is parsed here.
             [[partition.device]] kind = "block" (buffered reads and writes of the image, checked
             on the partition's device thread and run by the disk's io_threads = 4 workers,
             fdatasync on a flush; low criticality, so the default adaptive batching window of
-            100 us applies; huge_pages = true, guest RAM on 2 MiB pages as QEMU backs it)
+            100 us applies; huge_pages = true, which takes effect only where THP is on)
   QEMU      Debian's qemu-system-x86_64 -M microvm with -device virtio-blk-device on a drive
             with cache=writeback,aio=threads: the same host I/O model (buffered I/O through the
             host page cache, fdatasync on a flush), from QEMU's pool of worker threads
@@ -37,7 +37,9 @@ are bulkhead / QEMU (QEMU / bulkhead for the round trip), so >= 1.0 means bulkhe
 least as many bytes or I/Os: the ratio of the medians, and the median of the N ratios of
 the two contenders within one run (one test host). Prints a Markdown table on stdout and
 progress on stderr. Timings inside the test host are emulated (TCG): only the ratios mean
-anything.
+anything. Transparent huge pages are off in the test host for both contenders (both guests' RAM
+on 4 KiB pages): with them on, the emulated AMD-V killed test hosts several times as often
+(docs/benchmarks.md, "virtio-blk on the QEMU 10.0 test host").
 """
 
 import argparse
@@ -190,6 +192,13 @@ FAILED_MARK = "bench-block-failed "
 HOST_ATTEMPTS = 8
 
 
+def no_transparent_huge_pages():
+    """Turns THP off in this test host (see the module documentation)."""
+    for knob in ("enabled", "shmem_enabled"):
+        with open(f"/sys/kernel/mm/transparent_hugepage/{knob}", "w") as f:
+            f.write("never")
+
+
 def boot_with_retries(name, args, log_prefix, attempts=MAX_ATTEMPTS):
     """One measurement of `name` in this (test) host; a guest that dies is booted again.
     Returns (figures by job, vda line, wall seconds, guest boots run again)."""
@@ -262,6 +271,7 @@ def main():
         for f in (BULKHEAD, VMLINUX, INITRD):
             if not os.path.exists(f):
                 sys.exit(f"block.py: {f} is missing (cargo build --release; scripts/build-images.sh)")
+        no_transparent_huge_pages()
     if args.pair:  # one run, inside a test host started by pair_in_test_host
         for name in args.pair.split(","):
             try:
